@@ -1,1 +1,31 @@
-//! placeholder
+//! The Redis wire format of Node's `@socket.io/redis-adapter` 8.x and
+//! `@socket.io/redis-emitter` 5.x (plus the 2014 `socket.io-emitter` 0.2.0),
+//! as a pure codec with no I/O.
+//!
+//! The adapter and the emitter both depend on this crate so that there is
+//! exactly one encoder and one decoder for every message that crosses Redis:
+//! channel names ([`channel`]), broadcast messages ([`broadcast`]),
+//! inter-node requests and responses ([`request`]) and the legacy emitter
+//! message ([`legacy`]). Decoders accept what every Node version in the wild
+//! writes (notepack.io 2 and 3, msgpack-js 0.3); encoders write what the
+//! current Node packages expect, byte for byte where the Node side is
+//! deterministic.
+
+pub mod broadcast;
+pub mod channel;
+mod error;
+pub mod legacy;
+mod msgpack;
+pub mod request;
+
+pub use broadcast::{
+    peek_uid, BroadcastFlags, BroadcastMessage, BroadcastOpts, BroadcastPacket, PacketKind,
+};
+pub use channel::{legacy_emitter_channel, Channels};
+pub use error::DecodeError;
+pub use legacy::LegacyEmitterMessage;
+pub use request::{FetchedSocket, Request, RequestOpts, RequestType, Response};
+
+/// The uid that `@socket.io/redis-emitter` puts in its broadcasts and in its
+/// server-side emits; a node uid is never this string.
+pub const EMITTER_UID: &str = "emitter";

@@ -1,0 +1,312 @@
+//! Configuration: how to reach Redis, and how the HTTP service runs.
+//!
+//! Layered like the gateway's: built-in defaults, then an optional TOML file,
+//! then `EMITTER_*` environment variables (`__` separates nested keys, e.g.
+//! `EMITTER_REDIS__URL`), then command-line flags. Every value is checked
+//! once, at start, so a typo fails loudly with the key's name instead of
+//! surfacing later as a mysterious publish error.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Default Redis URL (a local server).
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// Default channel prefix, the `key` option of the Node adapter and emitter.
+pub const DEFAULT_PREFIX: &str = "socket.io";
+/// Default listen address of `emitter serve`.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+
+/// Where the emitter publishes. Later work adds Sentinel, TLS and AUTH here;
+/// the URL already carries a password (`redis://:secret@host:6379/0`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port[/db]` of the master.
+    pub url: String,
+    /// Channel prefix shared with the Socket.IO servers (`socket.io`).
+    pub prefix: String,
+    /// How long a PUBLISH may wait (queued while reconnecting, or in flight)
+    /// before the caller gets an error. Never 0: an emitter must not queue
+    /// forever while Redis is down.
+    pub publish_timeout_ms: u64,
+    /// Timeout of one TCP connection attempt to Redis.
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: DEFAULT_REDIS_URL.to_owned(),
+            prefix: DEFAULT_PREFIX.to_owned(),
+            publish_timeout_ms: 5_000,
+            connect_timeout_ms: 2_000,
+        }
+    }
+}
+
+impl RedisConfig {
+    /// A configuration for `url` with every other setting at its default.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Same configuration with another channel prefix.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Same configuration with another publish timeout.
+    pub fn with_publish_timeout(mut self, timeout: Duration) -> Self {
+        self.publish_timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    pub(crate) fn publish_timeout(&self) -> Duration {
+        Duration::from_millis(self.publish_timeout_ms)
+    }
+
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    /// Checks every field; the error names the offending key (`redis.url`...).
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        // fred reads any scheme it does not know as plain TCP: check it here
+        // so `http://...` or a TLS URL does not silently connect in clear.
+        const SCHEMES: [&str; 2] = ["redis://", "redis-sentinel://"];
+        if !SCHEMES.iter().any(|scheme| self.url.starts_with(scheme)) {
+            return Err(SettingsError::invalid(
+                "redis.url",
+                format!(
+                    "unsupported URL {:?}: expected one of {SCHEMES:?}",
+                    self.url
+                ),
+            ));
+        }
+        fred::types::config::Config::from_url(&self.url)
+            .map_err(|err| SettingsError::invalid("redis.url", err.details()))?;
+        if self.prefix.is_empty() {
+            return Err(SettingsError::invalid("redis.prefix", "must not be empty"));
+        }
+        if self.publish_timeout_ms == 0 {
+            return Err(SettingsError::invalid(
+                "redis.publish_timeout_ms",
+                "must be greater than 0 (a publish must never wait forever)",
+            ));
+        }
+        if self.connect_timeout_ms == 0 {
+            return Err(SettingsError::invalid(
+                "redis.connect_timeout_ms",
+                "must be greater than 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Settings of the `emitter` binary (CLI commands and `serve`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub redis: RedisConfig,
+    /// Address `emitter serve` listens on.
+    pub listen: SocketAddr,
+    /// When set, `/v1/*` requests must carry `Authorization: Bearer <token>`.
+    pub api_token: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            redis: RedisConfig::default(),
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            api_token: None,
+        }
+    }
+}
+
+/// Why the settings could not be loaded.
+#[derive(Debug, Error)]
+pub enum SettingsError {
+    /// The file could not be read or parsed, or a value has the wrong type
+    /// (the config crate's message names the key).
+    #[error("configuration error: {0}")]
+    Load(config::ConfigError),
+    /// A value has the right type but is not acceptable.
+    #[error("invalid configuration value for `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+// Not `#[from]`: the message already holds the cause, a `source` would make
+// error chains print it twice.
+impl From<config::ConfigError> for SettingsError {
+    fn from(err: config::ConfigError) -> Self {
+        SettingsError::Load(err)
+    }
+}
+
+impl SettingsError {
+    fn invalid(key: &'static str, message: impl Into<String>) -> Self {
+        SettingsError::Invalid {
+            key,
+            message: message.into(),
+        }
+    }
+}
+
+/// Prefix of the environment variables read by [`Settings::load`].
+pub const ENV_PREFIX: &str = "EMITTER";
+
+impl Settings {
+    /// Loads defaults, then `file` (TOML, must exist when given), then the
+    /// environment (`env`, or the process environment when `None`), then
+    /// `overrides` (command-line flags, as `("redis.url", value)` pairs).
+    pub fn load(
+        file: Option<&Path>,
+        env: Option<config::Map<String, String>>,
+        overrides: &[(&str, String)],
+    ) -> Result<Self, SettingsError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            builder = builder.add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("_")
+                .separator("__")
+                .source(env),
+        );
+        for (key, value) in overrides {
+            builder = builder.set_override(*key, value.as_str())?;
+        }
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks every field; the error names the offending key.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        self.redis.validate()?;
+        if matches!(&self.api_token, Some(token) if token.is_empty()) {
+            return Err(SettingsError::invalid(
+                "api_token",
+                "must not be empty (unset it to disable authentication)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<config::Map<String, String>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn defaults_when_nothing_is_set() {
+        let settings = Settings::load(None, env(&[]), &[]).unwrap();
+        assert_eq!(settings, Settings::default());
+        assert_eq!(settings.redis.url, DEFAULT_REDIS_URL);
+        assert_eq!(settings.redis.prefix, DEFAULT_PREFIX);
+        assert_eq!(settings.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(settings.api_token, None);
+    }
+
+    #[test]
+    fn environment_uses_double_underscore_nesting() {
+        let settings = Settings::load(
+            None,
+            env(&[
+                ("EMITTER_REDIS__URL", "redis://10.0.0.1:6380/2"),
+                ("EMITTER_REDIS__PREFIX", "app"),
+                ("EMITTER_REDIS__PUBLISH_TIMEOUT_MS", "250"),
+                ("EMITTER_LISTEN", "127.0.0.1:9000"),
+                ("EMITTER_API_TOKEN", "12345"),
+            ]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(settings.redis.url, "redis://10.0.0.1:6380/2");
+        assert_eq!(settings.redis.prefix, "app");
+        assert_eq!(settings.redis.publish_timeout_ms, 250);
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(settings.api_token.as_deref(), Some("12345"));
+    }
+
+    #[test]
+    fn flags_override_environment_which_overrides_file() {
+        let dir = std::env::temp_dir().join(format!("emitter-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("emitter.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:7000\"\n[redis]\nurl = \"redis://file:1\"\nprefix = \"from-file\"\n",
+        )
+        .unwrap();
+        let settings = Settings::load(
+            Some(&file),
+            env(&[
+                ("EMITTER_REDIS__PREFIX", "from-env"),
+                ("EMITTER_REDIS__URL", "redis://env:2"),
+            ]),
+            &[("redis.url", "redis://flag:3".to_owned())],
+        )
+        .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(settings.redis.prefix, "from-env");
+        assert_eq!(settings.redis.url, "redis://flag:3");
+    }
+
+    fn load_error(pairs: &[(&str, &str)]) -> String {
+        Settings::load(None, env(pairs), &[])
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        let err = load_error(&[("EMITTER_LISTEN", "not-an-address")]);
+        assert!(err.contains("listen"), "{err}");
+        let err = load_error(&[("EMITTER_REDIS__PUBLISH_TIMEOUT_MS", "soon")]);
+        assert!(err.contains("redis.publish_timeout_ms"), "{err}");
+        let err = load_error(&[("EMITTER_REDIS__PUBLISH_TIMEOUT_MS", "0")]);
+        assert!(err.contains("redis.publish_timeout_ms"), "{err}");
+        let err = load_error(&[("EMITTER_REDIS__URL", "http://nope")]);
+        assert!(err.contains("redis.url"), "{err}");
+        let err = load_error(&[("EMITTER_REDIS__PREFIX", "")]);
+        assert!(err.contains("redis.prefix"), "{err}");
+        let err = load_error(&[("EMITTER_API_TOKEN", "")]);
+        assert!(err.contains("api_token"), "{err}");
+        let err = load_error(&[("EMITTER_REDIS__URLL", "redis://x:1")]);
+        assert!(err.contains("urll"), "{err}");
+    }
+
+    #[test]
+    fn missing_config_file_is_an_error() {
+        let err = Settings::load(Some(Path::new("/nonexistent/emitter.toml")), env(&[]), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("emitter.toml"), "{err}");
+    }
+}

@@ -1,0 +1,208 @@
+//! The default event handlers: the seed's `server.js`, made useful.
+//!
+//! - `message` (any arguments, binary included) is relayed to every other
+//!   socket of the namespace, on every gateway;
+//! - `join` / `leave` (a room name, optional ack) change the socket's rooms
+//!   and ack `true`, or an error string;
+//! - `publish` (`{room, event, data}`, optional ack) emits `event` with
+//!   `data` to every socket in `room` on every gateway except the sender.
+//!
+//! They are generic over the adapter so the single-node and the Redis modes
+//! share them, and public so embedders can register them beside their own.
+
+use rmpv::Value;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{AckSender, Data, SocketRef};
+use tracing::{debug, warn};
+
+use crate::args::EventArgs;
+
+/// Longest room name accepted from a client, in bytes.
+pub const MAX_ROOM_LEN: usize = 256;
+
+/// Event names a client may not make the gateway emit through `publish`:
+/// the reserved names of Socket.IO, which clients treat specially.
+pub const RESERVED_EVENTS: &[&str] = &[
+    "connect",
+    "connect_error",
+    "disconnect",
+    "disconnecting",
+    "newListener",
+    "removeListener",
+];
+
+/// Registers the default handlers on every socket that connects.
+pub async fn on_connect<A: Adapter>(socket: SocketRef<A>) {
+    debug!(ns = socket.ns(), sid = %socket.id, "socket connected");
+    socket.on("message", on_message::<A>);
+    socket.on("join", on_join::<A>);
+    socket.on("leave", on_leave::<A>);
+    socket.on("publish", on_publish::<A>);
+}
+
+async fn on_message<A: Adapter>(socket: SocketRef<A>, Data(args): Data<EventArgs>) {
+    if let Err(err) = socket.broadcast().emit("message", &args).await {
+        warn!(ns = socket.ns(), sid = %socket.id, %err, "message relay failed");
+    }
+}
+
+async fn on_join<A: Adapter>(socket: SocketRef<A>, Data(args): Data<EventArgs>, ack: AckSender<A>) {
+    match room_name(args.first()) {
+        Ok(room) => {
+            socket.join(room);
+            reply(ack, &true);
+        }
+        Err(reason) => reply(ack, &reason),
+    }
+}
+
+async fn on_leave<A: Adapter>(
+    socket: SocketRef<A>,
+    Data(args): Data<EventArgs>,
+    ack: AckSender<A>,
+) {
+    match room_name(args.first()) {
+        Ok(room) => {
+            socket.leave(room);
+            reply(ack, &true);
+        }
+        Err(reason) => reply(ack, &reason),
+    }
+}
+
+async fn on_publish<A: Adapter>(
+    socket: SocketRef<A>,
+    Data(args): Data<EventArgs>,
+    ack: AckSender<A>,
+) {
+    let request = match PublishRequest::parse(args.first()) {
+        Ok(request) => request,
+        Err(reason) => return reply(ack, &reason),
+    };
+    let result = socket
+        .to(request.room)
+        .emit(&request.event, &request.data)
+        .await;
+    match result {
+        Ok(()) => reply(ack, &true),
+        Err(err) => {
+            warn!(ns = socket.ns(), sid = %socket.id, %err, "publish failed");
+            reply(ack, &format!("publish failed: {err}"));
+        }
+    }
+}
+
+/// Sends the ack when the client asked for one; a missing ack is not an error.
+fn reply<A: Adapter, T: serde::Serialize + ?Sized>(ack: AckSender<A>, value: &T) {
+    if let Err(err) = ack.send(value) {
+        debug!(%err, "ack not delivered");
+    }
+}
+
+/// Validates a room name sent by a client. Numbers are accepted and used as
+/// their decimal text, as Node's adapter would see them on the wire.
+fn room_name(value: Option<&Value>) -> Result<String, String> {
+    let room = match value {
+        Some(Value::String(s)) => match s.as_str() {
+            Some(s) => s.to_owned(),
+            None => return Err("room name is not valid UTF-8".into()),
+        },
+        Some(Value::Integer(i)) => i.to_string(),
+        Some(_) => return Err("room name must be a string".into()),
+        None => return Err("room name is missing".into()),
+    };
+    if room.is_empty() {
+        return Err("room name is empty".into());
+    }
+    if room.len() > MAX_ROOM_LEN {
+        return Err(format!("room name is longer than {MAX_ROOM_LEN} bytes"));
+    }
+    Ok(room)
+}
+
+/// `{room, event, data}` as sent with `publish`.
+#[derive(Debug, PartialEq)]
+struct PublishRequest {
+    room: String,
+    event: String,
+    data: Value,
+}
+
+impl PublishRequest {
+    fn parse(value: Option<&Value>) -> Result<Self, String> {
+        let Some(Value::Map(fields)) = value else {
+            return Err("publish expects an object {room, event, data}".into());
+        };
+        let field = |name: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(name))
+                .map(|(_, v)| v)
+        };
+        let room = room_name(field("room"))?;
+        let event = match field("event") {
+            Some(Value::String(s)) => s.as_str().unwrap_or_default().to_owned(),
+            Some(_) => return Err("event must be a string".into()),
+            None => return Err("event is missing".into()),
+        };
+        if event.is_empty() {
+            return Err("event is empty".into());
+        }
+        if RESERVED_EVENTS.contains(&event.as_str()) {
+            return Err(format!("`{event}` is a reserved event name"));
+        }
+        let data = field("data").cloned().unwrap_or(Value::Nil);
+        Ok(Self { room, event, data })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, Value)]) -> Value {
+        Value::Map(
+            pairs
+                .iter()
+                .map(|(k, v)| (Value::from(*k), v.clone()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn room_names() {
+        assert_eq!(room_name(Some(&Value::from("a"))), Ok("a".into()));
+        assert_eq!(room_name(Some(&Value::from(42))), Ok("42".into()));
+        assert!(room_name(None).is_err());
+        assert!(room_name(Some(&Value::from(""))).is_err());
+        assert!(room_name(Some(&Value::Boolean(true))).is_err());
+        let long = "x".repeat(MAX_ROOM_LEN + 1);
+        assert!(room_name(Some(&Value::from(long.as_str()))).is_err());
+    }
+
+    #[test]
+    fn publish_requests() {
+        let ok = map(&[
+            ("room", Value::from("r")),
+            ("event", Value::from("news")),
+            ("data", Value::from(1)),
+        ]);
+        assert_eq!(
+            PublishRequest::parse(Some(&ok)),
+            Ok(PublishRequest {
+                room: "r".into(),
+                event: "news".into(),
+                data: Value::from(1)
+            })
+        );
+        let reserved = map(&[
+            ("room", Value::from("r")),
+            ("event", Value::from("connect")),
+        ]);
+        assert!(PublishRequest::parse(Some(&reserved)).is_err());
+        let no_event = map(&[("room", Value::from("r"))]);
+        assert!(PublishRequest::parse(Some(&no_event)).is_err());
+        assert!(PublishRequest::parse(Some(&Value::from("r"))).is_err());
+        assert!(PublishRequest::parse(None).is_err());
+    }
+}

@@ -1,0 +1,14 @@
+//! The Socket.IO gateway as a library: configuration, the default handlers,
+//! and the server that ties axum, socketioxide and the Redis adapter
+//! together.
+//!
+//! The `gateway` binary is a thin wrapper around [`run`]; embedders who want
+//! their own handlers build on [`server`] and [`handlers`] instead.
+
+pub mod args;
+pub mod config;
+pub mod handlers;
+pub mod server;
+
+pub use config::GatewayConfig;
+pub use server::{run, GatewayError};

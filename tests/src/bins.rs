@@ -1,0 +1,312 @@
+//! The workspace's own binaries (`gateway`, `emitter`) as child processes.
+//!
+//! Cross-process tests must run the real binaries, configured the way an
+//! operator would (environment variables), so that configuration parsing,
+//! start-up and shutdown are part of what is tested. A binary of another
+//! package is not visible through `CARGO_BIN_EXE_*`, so it is built once per
+//! test process with the same cargo that runs the tests (a no-op when
+//! `cargo test --workspace` already built it) and taken from the target
+//! directory next to the running test executable.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio::sync::OnceCell;
+
+use crate::{free_port, wait_for, workspace_root};
+
+/// How long a gateway may take from spawn to answering its admin endpoint.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+const LOG_TAIL_LINES: usize = 400;
+
+static BUILT: OnceCell<PathBuf> = OnceCell::const_new();
+
+/// Builds the workspace binaries once and returns the directory holding them.
+pub async fn bin_dir() -> anyhow::Result<PathBuf> {
+    BUILT
+        .get_or_try_init(|| async {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "--quiet", "-p", "gateway", "-p", "emitter"])
+                .current_dir(workspace_root())
+                .status()
+                .await
+                .context("running cargo build for the gateway and emitter binaries")?;
+            if !status.success() {
+                bail!("cargo build -p gateway -p emitter failed: {status}");
+            }
+            // The test executable lives in target/<profile>/deps/.
+            let exe = std::env::current_exe().context("locating the test executable")?;
+            let dir = exe
+                .parent()
+                .and_then(|deps| deps.parent())
+                .context("test executable has no target directory")?
+                .to_path_buf();
+            Ok(dir)
+        })
+        .await
+        .cloned()
+}
+
+/// The path of a workspace binary, built if needed.
+pub async fn bin_path(name: &str) -> anyhow::Result<PathBuf> {
+    let path = bin_dir().await?.join(name);
+    if !path.is_file() {
+        bail!("{} was not built", path.display());
+    }
+    Ok(path)
+}
+
+/// Lines a child printed on stdout and stderr, shared with a reader task.
+#[derive(Debug, Clone, Default)]
+pub struct LogTail(Arc<Mutex<VecDeque<String>>>);
+
+impl LogTail {
+    fn push(&self, line: String) {
+        if let Ok(mut tail) = self.0.lock() {
+            if tail.len() == LOG_TAIL_LINES {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+    }
+
+    /// Everything kept, one line each.
+    pub fn text(&self) -> String {
+        self.0
+            .lock()
+            .map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n"))
+            .unwrap_or_default()
+    }
+
+    /// Whether a kept line contains `needle`.
+    pub fn contains(&self, needle: &str) -> bool {
+        self.0
+            .lock()
+            .map(|t| t.iter().any(|l| l.contains(needle)))
+            .unwrap_or(false)
+    }
+}
+
+fn forward<R>(label: String, tail: LogTail, reader: R)
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(reader).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("[{label}] {line}");
+            tail.push(line);
+        }
+    });
+}
+
+/// A running `gateway` process, killed on drop.
+#[derive(Debug)]
+pub struct GatewayProcess {
+    name: String,
+    child: Child,
+    port: u16,
+    admin_port: u16,
+    logs: LogTail,
+}
+
+impl GatewayProcess {
+    /// Starts a gateway with `GATEWAY_*` variables `env` on free ports and
+    /// waits until it serves its admin endpoint (it binds after the adapter
+    /// has subscribed, so this also means it is in the cluster).
+    pub async fn start(name: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let admin_port = free_port()?;
+        let mut all: Vec<(String, String)> = vec![
+            ("GATEWAY_LISTEN".into(), format!("127.0.0.1:{port}")),
+            (
+                "GATEWAY_ADMIN_LISTEN".into(),
+                format!("127.0.0.1:{admin_port}"),
+            ),
+        ];
+        all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let logs = LogTail::default();
+        let mut gateway = Self {
+            name: name.to_owned(),
+            child: spawn_gateway(name, &all, &logs).await?,
+            port,
+            admin_port,
+            logs,
+        };
+        gateway.wait_ready().await?;
+        Ok(gateway)
+    }
+
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let admin = self.admin_port;
+        let name = self.name.clone();
+        let logs = self.logs.clone();
+        let result = wait_for(
+            &format!("gateway {name} to serve /healthz"),
+            START_TIMEOUT,
+            || async move { Ok((http_get(admin, "/healthz").await?.0 == 200).then_some(())) },
+        )
+        .await;
+        if let Ok(Some(status)) = self.child.try_wait() {
+            bail!("gateway {name} exited with {status}:\n{}", logs.text());
+        }
+        result.with_context(|| format!("gateway {name} logs:\n{}", logs.text()))
+    }
+
+    /// The Socket.IO URL, `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The admin port.
+    pub fn admin_port(&self) -> u16 {
+        self.admin_port
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// What the gateway logged so far.
+    pub fn logs(&self) -> &LogTail {
+        &self.logs
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends a signal (e.g. `"TERM"`) to the gateway.
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let pid = self.pid().context("gateway already exited")?;
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .context("running kill")?;
+        if !status.success() {
+            bail!("kill -{signal} {pid} failed");
+        }
+        Ok(())
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<Option<i32>> {
+        let status = tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .with_context(|| format!("gateway {} did not exit within {timeout:?}", self.name))??;
+        Ok(status.code())
+    }
+}
+
+async fn spawn_gateway(
+    name: &str,
+    env: &[(String, String)],
+    logs: &LogTail,
+) -> anyhow::Result<Child> {
+    let path = bin_path("gateway").await?;
+    let mut command = Command::new(path);
+    command
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env(
+            "RUST_LOG",
+            std::env::var("E2E_GATEWAY_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = command.spawn().context("spawning the gateway binary")?;
+    if let Some(out) = child.stdout.take() {
+        forward(name.to_owned(), logs.clone(), out);
+    }
+    if let Some(err) = child.stderr.take() {
+        forward(name.to_owned(), logs.clone(), err);
+    }
+    Ok(child)
+}
+
+/// Runs the `emitter` binary to completion with `args` and `env`, returning
+/// (exit code, stdout, stderr).
+pub async fn run_emitter(
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> anyhow::Result<(Option<i32>, String, String)> {
+    let path = bin_path("emitter").await?;
+    let output = tokio::time::timeout(
+        timeout,
+        Command::new(path)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .with_context(|| format!("emitter {args:?} did not finish within {timeout:?}"))?
+    .context("running the emitter binary")?;
+    Ok((
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
+/// A minimal HTTP/1.1 GET on 127.0.0.1 returning (status, body); enough for
+/// admin endpoints without pulling an HTTP client into the harness.
+pub async fn http_get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
+    http_request(port, "GET", path, &[], None).await
+}
+
+/// A minimal HTTP/1.1 request on 127.0.0.1 returning (status, body).
+pub async fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> anyhow::Result<(u16, String)> {
+    let io = async {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
+        let mut request =
+            format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        let body = body.unwrap_or("");
+        if !body.is_empty() || method != "GET" {
+            request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        request.push_str("\r\n");
+        request.push_str(body);
+        stream.write_all(request.as_bytes()).await?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await?;
+        anyhow::Ok(raw)
+    };
+    let raw = tokio::time::timeout(Duration::from_secs(5), io)
+        .await
+        .context("HTTP request timed out")??;
+    let text = String::from_utf8_lossy(&raw);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .context("malformed HTTP response")?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
