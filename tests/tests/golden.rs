@@ -292,8 +292,10 @@ fn is_undefined(value: &Value) -> bool {
     value.get("$undefined") == Some(&Value::Bool(true))
 }
 
-/// `undefined` anywhere in packet data is nil on the Rust side (notepack 3
-/// writes it as nil; notepack 2's `d4 00 00` decodes to it).
+/// `undefined` in packet data follows `JSON.stringify`, which is what a
+/// Node server writes to its sockets: an object entry holding it vanishes,
+/// an array item or a bare value becomes null (notepack 3 writes a bare
+/// undefined as nil; notepack 2's `d4 00 00` decodes to it).
 fn undefined_to_null(value: &mut Value) {
     if is_undefined(value) {
         *value = Value::Null;
@@ -301,7 +303,10 @@ fn undefined_to_null(value: &mut Value) {
     }
     match value {
         Value::Array(items) => items.iter_mut().for_each(undefined_to_null),
-        Value::Object(map) => map.values_mut().for_each(undefined_to_null),
+        Value::Object(map) => {
+            map.retain(|_, v| !is_undefined(v));
+            map.values_mut().for_each(undefined_to_null);
+        }
         _ => {}
     }
 }

@@ -371,7 +371,7 @@ impl BroadcastOperator {
             .channels
             .broadcast_for(&self.rooms)
             .into_owned();
-        Ok((channel, message.encode()))
+        Ok((channel, message.encode_as_emitter()))
     }
 
     /// Emits `event` with `args` to the targeted sockets.

@@ -109,6 +109,26 @@ impl BroadcastMessage {
         writer.into_vec()
     }
 
+    /// Encodes as `@socket.io/redis-emitter` 5.x writes the same message: its
+    /// options object is built as `{rooms, flags, except}`, so emitters stay
+    /// byte for byte identical to the Node one (decoders ignore key order).
+    pub fn encode_as_emitter(&self) -> Vec<u8> {
+        let capacity =
+            64 + self.uid.len() + packet_len_hint(&self.packet) + opts_len_hint(&self.opts);
+        let mut writer = Writer::with_capacity(capacity);
+        writer.array_len(3);
+        writer.str(&self.uid);
+        write_packet(&mut writer, &self.packet);
+        writer.map_len(3);
+        writer.str("rooms");
+        write_rooms(&mut writer, &self.opts.rooms);
+        writer.str("flags");
+        write_flags(&mut writer, &self.opts.flags);
+        writer.str("except");
+        write_rooms(&mut writer, &self.opts.except);
+        writer.into_vec()
+    }
+
     /// Decodes a message written by any Node adapter or emitter version
     /// (notepack.io 2 or 3), or by [`BroadcastMessage::encode`].
     pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
@@ -322,7 +342,7 @@ pub(crate) fn read_flags(
 ) -> Result<BroadcastFlags, DecodeError> {
     let len = match reader.next_token()? {
         Token::Map(len) => len,
-        Token::Nil => return Ok(BroadcastFlags::default()),
+        Token::Nil | Token::Undefined => return Ok(BroadcastFlags::default()),
         _ => {
             return Err(DecodeError::UnexpectedType {
                 context: "opts.flags",
@@ -338,7 +358,7 @@ pub(crate) fn read_flags(
         };
         let token = reader.next_token()?;
         let truthy = token.is_truthy();
-        let is_nil = matches!(token, Token::Nil);
+        let is_nil = matches!(token, Token::Nil | Token::Undefined);
         match key {
             b"volatile" => flags.volatile = truthy,
             b"compress" => flags.compress = (!is_nil).then_some(truthy),

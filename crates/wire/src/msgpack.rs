@@ -38,8 +38,12 @@ pub(crate) enum Dialect {
 /// One msgpack item; containers only announce their length.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Token<'a> {
-    /// `nil`, or one of the dialects' encodings of `undefined`.
+    /// `nil` (JavaScript `null`).
     Nil,
+    /// One of the dialects' encodings of `undefined`: read as nil, except
+    /// that a map entry holding it is dropped, as `JSON.stringify` (and so
+    /// the socket a Node server writes to) drops it.
+    Undefined,
     Bool(bool),
     Uint(u64),
     Int(i64),
@@ -58,7 +62,7 @@ impl Token<'_> {
     /// Containers count as truthy; the caller must still skip their content.
     pub(crate) fn is_truthy(&self) -> bool {
         match *self {
-            Token::Nil => false,
+            Token::Nil | Token::Undefined => false,
             Token::Bool(b) => b,
             Token::Uint(n) => n != 0,
             Token::Int(n) => n != 0,
@@ -186,7 +190,7 @@ impl<'a> Reader<'a> {
         if self.dialect == Dialect::MsgpackJs {
             match byte {
                 // msgpack-js: `undefined`
-                0xc4 => return Ok(Token::Nil),
+                0xc4 => return Ok(Token::Undefined),
                 // msgpack-js: buffer 16 / buffer 32
                 0xd8 => {
                     let len = self.len16()?;
@@ -279,7 +283,7 @@ impl<'a> Reader<'a> {
         let data = self.take(len)?;
         // notepack 2 writes `undefined` as fixext1 type 0 (`d4 00 00`).
         if ty == 0 && len == 1 {
-            return Ok(Token::Nil);
+            return Ok(Token::Undefined);
         }
         Ok(Token::Ext(ty, data))
     }
@@ -307,7 +311,7 @@ impl<'a> Reader<'a> {
         depth: usize,
     ) -> Result<Value, DecodeError> {
         Ok(match token {
-            Token::Nil => Value::Nil,
+            Token::Nil | Token::Undefined => Value::Nil,
             Token::Bool(b) => Value::Boolean(b),
             Token::Uint(n) => Value::from(n),
             Token::Int(n) => Value::from(n),
@@ -330,7 +334,10 @@ impl<'a> Reader<'a> {
                 let mut entries = Vec::with_capacity(self.capacity_for(len) / 2);
                 for _ in 0..len {
                     let key = self.read_value(depth + 1)?;
-                    let value = self.read_value(depth + 1)?;
+                    let value = match self.next_token()? {
+                        Token::Undefined => continue,
+                        token => self.value_from(token, depth + 1)?,
+                    };
                     entries.push((key, value));
                 }
                 Value::Map(entries)
@@ -395,7 +402,7 @@ impl<'a> Reader<'a> {
     ) -> Result<Option<String>, DecodeError> {
         match self.next_token()? {
             Token::Str(bytes) => Ok(Some(lossy_string(bytes))),
-            Token::Nil => Ok(None),
+            Token::Nil | Token::Undefined => Ok(None),
             _ => Err(DecodeError::UnexpectedType {
                 context,
                 expected: "a string",
@@ -430,7 +437,7 @@ impl<'a> Reader<'a> {
     pub(crate) fn read_rooms(&mut self, context: &'static str) -> Result<Vec<String>, DecodeError> {
         let len = match self.next_token()? {
             Token::Array(len) => len,
-            Token::Nil => return Ok(Vec::new()),
+            Token::Nil | Token::Undefined => return Ok(Vec::new()),
             _ => {
                 return Err(DecodeError::UnexpectedType {
                     context,
