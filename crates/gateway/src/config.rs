@@ -36,7 +36,7 @@ pub const KEYS: &[KeyDoc] = &[
         env: "GATEWAY_ADMIN_LISTEN",
         toml: "admin_listen",
         default: "0.0.0.0:9100",
-        help: "admin listener (GET /healthz)",
+        help: "admin listener: GET /healthz, /readyz, /metrics",
     },
     KeyDoc {
         env: "GATEWAY_NAMESPACES",
@@ -49,6 +49,12 @@ pub const KEYS: &[KeyDoc] = &[
         toml: "cors_origins",
         default: "(none)",
         help: "comma-separated allowed CORS origins for long-polling; `*` allows any",
+    },
+    KeyDoc {
+        env: "GATEWAY_DRAIN_PERIOD_MS",
+        toml: "drain_period_ms",
+        default: "10000",
+        help: "on SIGTERM/SIGINT, close client connections staggered over this period, then exit",
     },
     KeyDoc {
         env: "GATEWAY_LOG__FORMAT",
@@ -186,6 +192,8 @@ pub struct GatewayConfig {
     /// Allowed CORS origins.
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    /// How long a drain takes, in milliseconds.
+    pub drain_period_ms: u64,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -331,6 +339,7 @@ mod tests {
         assert_eq!(c.redis.prefix, "socket.io");
         assert_eq!(c.redis.request_timeout_ms, 5000);
         assert_eq!(c.log.format, LogFormat::Plain);
+        assert_eq!(c.drain_period_ms, 10_000);
     }
 
     #[test]

@@ -8,14 +8,18 @@
 //!   `data` to every socket in `room` on every gateway except the sender.
 //!
 //! They are generic over the adapter so the single-node and the Redis modes
-//! share them, and public so embedders can register them beside their own.
+//! share them, and public so embedders can register them beside their own
+//! (they need a [`GatewayMetrics`] in socketioxide's state, which
+//! [`crate::server`] provides).
 
 use rmpv::Value;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{AckSender, Data, SocketRef};
+use socketioxide::extract::{AckSender, Data, SocketRef, State};
+use socketioxide::socket::DisconnectReason;
 use tracing::{debug, warn};
 
 use crate::args::EventArgs;
+use crate::metrics::GatewayMetrics;
 
 /// Longest room name accepted from a client, in bytes.
 pub const MAX_ROOM_LEN: usize = 256;
@@ -32,27 +36,55 @@ pub const RESERVED_EVENTS: &[&str] = &[
 ];
 
 /// Registers the default handlers on every socket that connects.
-pub async fn on_connect<A: Adapter>(socket: SocketRef<A>) {
+pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(metrics): State<GatewayMetrics>) {
     debug!(ns = socket.ns(), sid = %socket.id, "socket connected");
+    metrics.connections.inc();
+    metrics.connected_sockets.with_label_values(&[socket.ns()]).inc();
     socket.on("message", on_message::<A>);
     socket.on("join", on_join::<A>);
     socket.on("leave", on_leave::<A>);
     socket.on("publish", on_publish::<A>);
+    socket.on_fallback(on_other_event::<A>);
+    socket.on_disconnect(on_disconnect::<A>);
 }
 
-async fn on_message<A: Adapter>(socket: SocketRef<A>, Data(args): Data<EventArgs>) {
+async fn on_disconnect<A: Adapter>(
+    socket: SocketRef<A>,
+    reason: DisconnectReason,
+    State(metrics): State<GatewayMetrics>,
+) {
+    debug!(ns = socket.ns(), sid = %socket.id, ?reason, "socket disconnected");
+    metrics.on_disconnect(socket.ns(), reason);
+}
+
+async fn on_other_event<A: Adapter>(socket: SocketRef<A>, State(metrics): State<GatewayMetrics>) {
+    metrics.events_received.with_label_values(&[socket.ns()]).inc();
+}
+
+async fn on_message<A: Adapter>(
+    socket: SocketRef<A>,
+    Data(args): Data<EventArgs>,
+    State(metrics): State<GatewayMetrics>,
+) {
+    metrics.events_received.with_label_values(&[socket.ns()]).inc();
     if let Err(err) = socket.broadcast().emit("message", &args).await {
         warn!(ns = socket.ns(), sid = %socket.id, %err, "message relay failed");
     }
 }
 
-async fn on_join<A: Adapter>(socket: SocketRef<A>, Data(args): Data<EventArgs>, ack: AckSender<A>) {
+async fn on_join<A: Adapter>(
+    socket: SocketRef<A>,
+    Data(args): Data<EventArgs>,
+    ack: AckSender<A>,
+    State(metrics): State<GatewayMetrics>,
+) {
+    metrics.events_received.with_label_values(&[socket.ns()]).inc();
     match room_name(args.first()) {
         Ok(room) => {
             socket.join(room);
-            reply(ack, &true);
+            reply(&metrics, ack, &true);
         }
-        Err(reason) => reply(ack, &reason),
+        Err(reason) => reply(&metrics, ack, &reason),
     }
 }
 
@@ -60,13 +92,15 @@ async fn on_leave<A: Adapter>(
     socket: SocketRef<A>,
     Data(args): Data<EventArgs>,
     ack: AckSender<A>,
+    State(metrics): State<GatewayMetrics>,
 ) {
+    metrics.events_received.with_label_values(&[socket.ns()]).inc();
     match room_name(args.first()) {
         Ok(room) => {
             socket.leave(room);
-            reply(ack, &true);
+            reply(&metrics, ack, &true);
         }
-        Err(reason) => reply(ack, &reason),
+        Err(reason) => reply(&metrics, ack, &reason),
     }
 }
 
@@ -74,28 +108,35 @@ async fn on_publish<A: Adapter>(
     socket: SocketRef<A>,
     Data(args): Data<EventArgs>,
     ack: AckSender<A>,
+    State(metrics): State<GatewayMetrics>,
 ) {
+    metrics.events_received.with_label_values(&[socket.ns()]).inc();
     let request = match PublishRequest::parse(args.first()) {
         Ok(request) => request,
-        Err(reason) => return reply(ack, &reason),
+        Err(reason) => return reply(&metrics, ack, &reason),
     };
     let result = socket
         .to(request.room)
         .emit(&request.event, &request.data)
         .await;
     match result {
-        Ok(()) => reply(ack, &true),
+        Ok(()) => reply(&metrics, ack, &true),
         Err(err) => {
             warn!(ns = socket.ns(), sid = %socket.id, %err, "publish failed");
-            reply(ack, &format!("publish failed: {err}"));
+            reply(&metrics, ack, &format!("publish failed: {err}"));
         }
     }
 }
 
 /// Sends the ack when the client asked for one; a missing ack is not an error.
-fn reply<A: Adapter, T: serde::Serialize + ?Sized>(ack: AckSender<A>, value: &T) {
-    if let Err(err) = ack.send(value) {
-        debug!(%err, "ack not delivered");
+fn reply<A: Adapter, T: serde::Serialize + ?Sized>(
+    metrics: &GatewayMetrics,
+    ack: AckSender<A>,
+    value: &T,
+) {
+    match ack.send(value) {
+        Ok(()) => metrics.packets_sent.inc(),
+        Err(err) => debug!(%err, "ack not delivered"),
     }
 }
 

@@ -5,9 +5,12 @@
 //! The `gateway` binary is a thin wrapper around [`run`]; embedders who want
 //! their own handlers build on [`server`] and [`handlers`] instead.
 
+mod adapter_metrics;
 pub mod args;
 pub mod config;
+pub mod conn;
 pub mod handlers;
+pub mod metrics;
 pub mod server;
 
 pub use config::GatewayConfig;

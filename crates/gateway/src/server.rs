@@ -1,24 +1,41 @@
 //! The server: binds the Socket.IO and admin listeners, builds socketioxide
 //! with the in-memory adapter (no Redis configured) or the Redis adapter,
-//! registers the default handlers on every configured namespace, and serves
-//! until the shutdown future resolves.
+//! registers the default handlers on every configured namespace, serves
+//! until the shutdown future resolves, then drains.
+//!
+//! Draining, in order: `/readyz` turns 503 and the Socket.IO listener stops
+//! accepting; open client connections are closed a few at a time over the
+//! drain period so that their clients reconnect elsewhere without a
+//! thundering herd; socketioxide is closed; the Redis connections go last,
+//! so that broadcasts keep reaching the clients still connected until then.
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use adapter::{ClusterHandle, RedisAdapter};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::Router;
+use axum::{Json, Router};
 use http::HeaderValue;
-use socketioxide::adapter::{Adapter, LocalAdapter};
+use serde_json::json;
+use socketioxide::adapter::{Adapter, Emitter, LocalAdapter};
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::SocketIo;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tracing::info;
+use tracing::{info, warn};
 
+use crate::adapter_metrics::AdapterExporter;
 use crate::config::GatewayConfig;
+use crate::conn::{ConnectionTracker, TrackedListener};
 use crate::handlers;
+use crate::metrics::GatewayMetrics;
 
 /// Why the gateway could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -45,39 +62,72 @@ pub enum GatewayError {
         /// What failed.
         source: adapter::InitError,
     },
-    /// Internal: Redis mode without a master URL.
-    #[error("redis.url is not set")]
-    NoRedis,
+    /// The metrics could not be registered (a programming error).
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
     /// The server failed while running.
     #[error("server error: {0}")]
     Serve(std::io::Error),
 }
 
-/// Runs the gateway until `shutdown` resolves.
+/// The Socket.IO server of either mode, for what draining needs.
+enum Cluster {
+    Single(SocketIo<LocalAdapter>),
+    Redis {
+        io: SocketIo<RedisAdapter<Emitter>>,
+        cluster: ClusterHandle,
+    },
+}
+
+impl Cluster {
+    async fn close(self) {
+        match self {
+            Cluster::Single(io) => io.close().await,
+            Cluster::Redis { io, cluster } => {
+                io.close().await;
+                cluster.shutdown().await;
+            }
+        }
+    }
+}
+
+/// What the admin endpoints read.
+#[derive(Clone)]
+struct AdminState {
+    metrics: GatewayMetrics,
+    draining: Arc<AtomicBool>,
+    cluster: Option<ClusterHandle>,
+    exporter: Option<Arc<AdapterExporter>>,
+}
+
+/// Runs the gateway until `shutdown` resolves, then drains and returns.
 pub async fn run(
     config: GatewayConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), GatewayError> {
+    let metrics = GatewayMetrics::new()?;
     let socket_listener = bind(config.listen).await?;
     let admin_listener = bind(config.admin_listen).await?;
     let cors = cors_layer(&config.cors_origins)?;
 
-    let app = match config.redis.url {
+    let (app, cluster) = match config.redis.adapter_config() {
         None => {
             info!("no redis.url: single-node mode with the in-memory adapter");
-            let (layer, io) = SocketIo::builder().build_layer();
+            let (layer, io) = SocketIo::builder()
+                .with_state(metrics.clone())
+                .build_layer();
             for ns in &config.namespaces {
                 io.ns(ns.clone(), handlers::on_connect::<LocalAdapter>);
             }
-            socket_app(layer, cors)
+            (socket_app(layer, cors), Cluster::Single(io))
         }
-        Some(_) => {
-            let adapter_config = config.redis.adapter_config().ok_or(GatewayError::NoRedis)?;
+        Some(adapter_config) => {
             let cluster = ClusterHandle::connect(adapter_config)
                 .await
                 .map_err(GatewayError::Redis)?;
             info!(uid = cluster.uid(), "connected to redis");
             let (layer, io) = SocketIo::builder()
+                .with_state(metrics.clone())
                 .with_adapter::<RedisAdapter<_>>(cluster.clone())
                 .build_layer();
             for ns in &config.namespaces {
@@ -88,8 +138,26 @@ pub async fn run(
                         source,
                     })?;
             }
-            socket_app(layer, cors)
+            (socket_app(layer, cors), Cluster::Redis { io, cluster })
         }
+    };
+
+    let cluster_handle = match &cluster {
+        Cluster::Redis { cluster, .. } => Some(cluster.clone()),
+        Cluster::Single(_) => None,
+    };
+    let exporter = match &cluster_handle {
+        Some(handle) => Some(Arc::new(AdapterExporter::register(
+            metrics.registry(),
+            handle.clone(),
+        )?)),
+        None => None,
+    };
+    let admin_state = AdminState {
+        metrics: metrics.clone(),
+        draining: Arc::new(AtomicBool::new(false)),
+        cluster: cluster_handle,
+        exporter,
     };
 
     info!(
@@ -98,19 +166,64 @@ pub async fn run(
         namespaces = ?config.namespaces,
         "gateway listening"
     );
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let admin =
-        axum::serve(admin_listener, admin_app()).with_graceful_shutdown(wait_for(stop_rx.clone()));
-    let sockets = axum::serve(socket_listener, app).with_graceful_shutdown(wait_for(stop_rx));
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let (admin, sockets) = tokio::join!(admin.into_future(), sockets.into_future());
-    admin.and(sockets).map_err(GatewayError::Serve)
+
+    let tracker = ConnectionTracker::default();
+    let listener = TrackedListener::new(socket_listener, tracker.clone(), metrics.bytes.clone());
+    let (stop_accepting_tx, stop_accepting) = watch::channel(false);
+    let (stop_admin_tx, stop_admin) = watch::channel(false);
+    let sockets = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(wait_for(stop_accepting))
+            .into_future(),
+    );
+    let admin = tokio::spawn(
+        axum::serve(admin_listener, admin_app(admin_state.clone()))
+            .with_graceful_shutdown(wait_for(stop_admin))
+            .into_future(),
+    );
+
+    shutdown.await;
+    let drain_period = Duration::from_millis(config.drain_period_ms);
+    info!(open = tracker.open_count(), ?drain_period, "draining");
+    admin_state.draining.store(true, Ordering::Release);
+    let _ = stop_accepting_tx.send(true);
+    drain_connections(&tracker, drain_period).await;
+    cluster.close().await;
+    let _ = stop_admin_tx.send(true);
+
+    // The servers finish once their last connection is gone; never wait
+    // past a short grace for a client that keeps a request open.
+    let grace = Duration::from_secs(1);
+    for (name, task) in [("socket.io", sockets), ("admin", admin)] {
+        match tokio::time::timeout(grace, task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(err))) => return Err(GatewayError::Serve(err)),
+            Ok(Err(err)) => warn!(server = name, %err, "server task failed"),
+            Err(_) => warn!(server = name, "connections still open after the drain; closing"),
+        }
+    }
+    info!("drained, bye");
+    Ok(())
 }
 
-async fn wait_for(mut stop: tokio::sync::watch::Receiver<bool>) {
+/// Closes every open connection, spread evenly over `period`.
+async fn drain_connections(tracker: &ConnectionTracker, period: Duration) {
+    const STEPS: u32 = 20;
+    let step = period / STEPS;
+    for remaining_steps in (1..=STEPS).rev() {
+        let open = tracker.open_count();
+        if open == 0 {
+            return;
+        }
+        // Close an equal share now, so the last step closes what is left.
+        let share = open.div_ceil(remaining_steps as usize);
+        tracker.close_some(share);
+        tokio::time::sleep(step).await;
+    }
+    tracker.close_some(usize::MAX);
+}
+
+async fn wait_for(mut stop: watch::Receiver<bool>) {
     // An error means the sender is gone, which also means stop.
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
@@ -136,8 +249,57 @@ fn socket_app<A: Adapter>(layer: SocketIoLayer<A>, cors: Option<CorsLayer>) -> R
     }
 }
 
-fn admin_app() -> Router {
-    Router::new().route("/healthz", get(|| async { "ok\n" }))
+fn admin_app(state: AdminState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
+    if state.draining.load(Ordering::Acquire) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"ready": false, "reason": "draining"})),
+        );
+    }
+    match &state.cluster {
+        None => (StatusCode::OK, Json(json!({"ready": true, "mode": "single"}))),
+        Some(cluster) => {
+            let readiness = cluster.readiness();
+            let redis = json!({
+                "publisher_connected": readiness.publisher_connected,
+                "subscriber_ready": readiness.subscriber_ready,
+                "request_subscriber_ready": readiness.request_subscriber_ready,
+            });
+            if readiness.is_ready() {
+                (StatusCode::OK, Json(json!({"ready": true, "redis": redis})))
+            } else {
+                let reason = if !readiness.publisher_connected {
+                    "redis publisher (master) not connected"
+                } else if !readiness.subscriber_ready {
+                    "redis subscriber not connected or not subscribed"
+                } else {
+                    "redis request subscriber not connected or not subscribed"
+                };
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({"ready": false, "reason": reason, "redis": redis})),
+                )
+            }
+        }
+    }
+}
+
+async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
+    if let Some(exporter) = &state.exporter {
+        exporter.refresh();
+    }
+    (
+        [(http::header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+        state.metrics.render(),
+    )
 }
 
 fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, GatewayError> {

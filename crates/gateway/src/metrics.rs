@@ -1,0 +1,120 @@
+//! Prometheus metrics of the gateway: sockets, events and bytes here, the
+//! adapter's own metrics registered beside them (Redis mode), all served as
+//! text exposition on the admin listener's `GET /metrics`.
+
+use prometheus::{
+    Encoder, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use socketioxide::socket::DisconnectReason;
+
+use crate::conn::ByteCounters;
+
+/// The gateway's metrics and the registry they live in.
+#[derive(Debug, Clone)]
+pub struct GatewayMetrics {
+    registry: Registry,
+    /// `socketio_connected_sockets{namespace}`.
+    pub connected_sockets: IntGaugeVec,
+    /// `socketio_connections_total`.
+    pub connections: IntCounter,
+    /// `socketio_disconnections_total{reason}`.
+    pub disconnections: IntCounterVec,
+    /// `socketio_events_received_total{namespace}`.
+    pub events_received: IntCounterVec,
+    /// `socketio_packets_sent_total`: packets the default handlers emit
+    /// directly (acks) plus local deliveries of broadcasts.
+    pub packets_sent: IntCounter,
+    /// `socketio_bytes_received_total` / `socketio_bytes_sent_total`, counted
+    /// on the socket listener's TCP streams.
+    pub bytes: ByteCounters,
+}
+
+impl GatewayMetrics {
+    /// Creates the metrics in a fresh registry.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let connected_sockets = IntGaugeVec::new(
+            Opts::new("socketio_connected_sockets", "Sockets connected now"),
+            &["namespace"],
+        )?;
+        let connections = IntCounter::new(
+            "socketio_connections_total",
+            "Socket.IO connections accepted (all namespaces)",
+        )?;
+        let disconnections = IntCounterVec::new(
+            Opts::new("socketio_disconnections_total", "Socket disconnections by reason"),
+            &["reason"],
+        )?;
+        let events_received = IntCounterVec::new(
+            Opts::new("socketio_events_received_total", "Events received from clients"),
+            &["namespace"],
+        )?;
+        let packets_sent = IntCounter::new(
+            "socketio_packets_sent_total",
+            "Socket.IO packets sent to clients (acks and local broadcast deliveries)",
+        )?;
+        let bytes = ByteCounters {
+            received: IntCounter::new(
+                "socketio_bytes_received_total",
+                "Bytes read from clients on the Socket.IO listener",
+            )?,
+            sent: IntCounter::new(
+                "socketio_bytes_sent_total",
+                "Bytes written to clients on the Socket.IO listener",
+            )?,
+        };
+        registry.register(Box::new(connected_sockets.clone()))?;
+        registry.register(Box::new(connections.clone()))?;
+        registry.register(Box::new(disconnections.clone()))?;
+        registry.register(Box::new(events_received.clone()))?;
+        registry.register(Box::new(packets_sent.clone()))?;
+        registry.register(Box::new(bytes.received.clone()))?;
+        registry.register(Box::new(bytes.sent.clone()))?;
+        Ok(Self {
+            registry,
+            connected_sockets,
+            connections,
+            disconnections,
+            events_received,
+            packets_sent,
+            bytes,
+        })
+    }
+
+    /// The registry, for embedders who add their own metrics.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Text exposition of everything registered.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(%err, "cannot encode metrics");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Records a disconnection.
+    pub fn on_disconnect(&self, namespace: &str, reason: DisconnectReason) {
+        self.connected_sockets.with_label_values(&[namespace]).dec();
+        self.disconnections
+            .with_label_values(&[reason_label(reason)])
+            .inc();
+    }
+}
+
+/// A stable snake_case label for a disconnect reason.
+pub fn reason_label(reason: DisconnectReason) -> &'static str {
+    use DisconnectReason::*;
+    match reason {
+        TransportClose => "transport_close",
+        MultipleHttpPollingError => "multiple_http_polling_error",
+        PacketParsingError => "packet_parsing_error",
+        TransportError => "transport_error",
+        HeartbeatTimeout => "heartbeat_timeout",
+        ClientNSDisconnect => "client_namespace_disconnect",
+        ServerNSDisconnect => "server_namespace_disconnect",
+        ClosingServer => "closing_server",
+    }
+}
