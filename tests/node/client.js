@@ -3,6 +3,11 @@
 //   node client.js --url http://127.0.0.1:3000 [--nsp /admin] [--v2]
 //                  [--transports websocket|polling|polling,websocket]
 //                  [--auth '{"token":"x"}'] [--name c1] [--reconnect]
+//                  [--failover-url http://127.0.0.1:3001]
+//
+// --failover-url: when the server closes the transport (a draining
+// gateway), connect a new socket to this URL instead, as a load balancer
+// would send the client elsewhere; prints {"event":"$connect"} once there.
 //
 // --v2 uses socket.io-client 2.x (Engine.IO 3 / Socket.IO v4 protocol);
 // the default is socket.io-client 4.8.
@@ -39,6 +44,7 @@ function parseArgs(argv) {
       case "--auth": opts.auth = JSON.parse(next()); break;
       case "--name": opts.name = next(); break;
       case "--reconnect": opts.reconnect = true; break;
+      case "--failover-url": opts.failoverUrl = next(); break;
       default: throw new Error(`unknown argument ${arg}`);
     }
   }
@@ -50,48 +56,58 @@ const print = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
 
 function main() {
   const opts = parseArgs(process.argv.slice(2));
-  const target = opts.url.replace(/\/$/, "") + (opts.nsp === "/" ? "" : opts.nsp);
+  const targetOf = (url) => url.replace(/\/$/, "") + (opts.nsp === "/" ? "" : opts.nsp);
   const clientOpts = { transports: opts.transports, reconnection: opts.reconnect, forceNew: true };
-  let socket;
-  if (opts.v2) {
-    socket = require("socket.io-client-v2")(target, clientOpts);
-  } else {
-    if (opts.auth) clientOpts.auth = opts.auth;
-    socket = require("socket.io-client")(target, clientOpts);
-  }
+  if (opts.auth && !opts.v2) clientOpts.auth = opts.auth;
+  const io = opts.v2 ? require("socket.io-client-v2") : require("socket.io-client");
 
   const onServerEvent = (event, args) => {
     const ack = typeof args[args.length - 1] === "function" ? args.pop() : undefined;
     print({ event, args: describe(args), acked: !!ack });
     if (ack) ack({ client: opts.name, event });
   };
-  if (opts.v2) {
-    // socket.io-client 2 has no onAny: take over its event dispatch.
-    socket.onevent = function (packet) {
-      const args = (packet.data || []).slice();
-      if (packet.id != null) args.push(this.ack(packet.id));
-      const event = args.shift();
-      onServerEvent(event, args);
-    };
-  } else {
-    socket.onAny((event, ...args) => onServerEvent(event, args));
-  }
 
   let ready = false;
-  socket.on("connect", () => {
-    if (!ready) {
-      ready = true;
-      process.stdout.write(`connected ${socket.id}\n`);
+  let failedOver = false;
+  let socket;
+  const connect = (url) => {
+    const s = io(targetOf(url), clientOpts);
+    if (opts.v2) {
+      // socket.io-client 2 has no onAny: take over its event dispatch.
+      s.onevent = function (packet) {
+        const args = (packet.data || []).slice();
+        if (packet.id != null) args.push(this.ack(packet.id));
+        const event = args.shift();
+        onServerEvent(event, args);
+      };
     } else {
-      print({ event: "$connect", args: [socket.id] });
+      s.onAny((event, ...args) => onServerEvent(event, args));
     }
-  });
-  socket.on("disconnect", (reason) => print({ event: "$disconnect", args: [String(reason)] }));
-  socket.on("connect_error", (err) => {
-    print({ event: "$connect_error", args: [String((err && err.message) || err)] });
-    if (!ready && !opts.reconnect) process.exit(1);
-  });
-  if (opts.v2) socket.on("error", (err) => print({ event: "$connect_error", args: [String(err)] }));
+    s.on("connect", () => {
+      if (!ready) {
+        ready = true;
+        process.stdout.write(`connected ${s.id}\n`);
+      } else {
+        print({ event: "$connect", args: [s.id, url] });
+      }
+    });
+    s.on("disconnect", (reason) => {
+      print({ event: "$disconnect", args: [String(reason)] });
+      const serverGone = reason === "transport close" || reason === "transport error" || reason === "ping timeout";
+      if (serverGone && opts.failoverUrl && !failedOver) {
+        failedOver = true;
+        s.close();
+        socket = connect(opts.failoverUrl);
+      }
+    });
+    s.on("connect_error", (err) => {
+      print({ event: "$connect_error", args: [String((err && err.message) || err)] });
+      if (!ready && !opts.reconnect) process.exit(1);
+    });
+    if (opts.v2) s.on("error", (err) => print({ event: "$connect_error", args: [String(err)] }));
+    return s;
+  };
+  socket = connect(opts.url);
 
   const emitWithAck = (id, event, args, timeoutMs) => {
     let done = false;

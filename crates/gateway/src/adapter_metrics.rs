@@ -46,7 +46,10 @@ fn advance_f64(counter: &Counter, value: f64) {
 
 impl AdapterExporter {
     /// Creates the metrics and registers them in `registry`.
-    pub fn register(registry: &Registry, cluster: ClusterHandle) -> Result<Self, prometheus::Error> {
+    pub fn register(
+        registry: &Registry,
+        cluster: ClusterHandle,
+    ) -> Result<Self, prometheus::Error> {
         let exporter = Self {
             cluster,
             published: IntCounterVec::new(
@@ -145,7 +148,10 @@ impl AdapterExporter {
         }
         self.nodes
             .set(i64::try_from(snapshot.last_counted_nodes).unwrap_or(i64::MAX));
-        self.publisher_up
-            .set(if snapshot.publisher_connected { 1.0 } else { 0.0 });
+        self.publisher_up.set(if snapshot.publisher_connected {
+            1.0
+        } else {
+            0.0
+        });
     }
 }

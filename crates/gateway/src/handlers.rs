@@ -39,7 +39,10 @@ pub const RESERVED_EVENTS: &[&str] = &[
 pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(metrics): State<GatewayMetrics>) {
     debug!(ns = socket.ns(), sid = %socket.id, "socket connected");
     metrics.connections.inc();
-    metrics.connected_sockets.with_label_values(&[socket.ns()]).inc();
+    metrics
+        .connected_sockets
+        .with_label_values(&[socket.ns()])
+        .inc();
     socket.on("message", on_message::<A>);
     socket.on("join", on_join::<A>);
     socket.on("leave", on_leave::<A>);
@@ -58,7 +61,10 @@ async fn on_disconnect<A: Adapter>(
 }
 
 async fn on_other_event<A: Adapter>(socket: SocketRef<A>, State(metrics): State<GatewayMetrics>) {
-    metrics.events_received.with_label_values(&[socket.ns()]).inc();
+    metrics
+        .events_received
+        .with_label_values(&[socket.ns()])
+        .inc();
 }
 
 async fn on_message<A: Adapter>(
@@ -66,7 +72,10 @@ async fn on_message<A: Adapter>(
     Data(args): Data<EventArgs>,
     State(metrics): State<GatewayMetrics>,
 ) {
-    metrics.events_received.with_label_values(&[socket.ns()]).inc();
+    metrics
+        .events_received
+        .with_label_values(&[socket.ns()])
+        .inc();
     if let Err(err) = socket.broadcast().emit("message", &args).await {
         warn!(ns = socket.ns(), sid = %socket.id, %err, "message relay failed");
     }
@@ -78,7 +87,10 @@ async fn on_join<A: Adapter>(
     ack: AckSender<A>,
     State(metrics): State<GatewayMetrics>,
 ) {
-    metrics.events_received.with_label_values(&[socket.ns()]).inc();
+    metrics
+        .events_received
+        .with_label_values(&[socket.ns()])
+        .inc();
     match room_name(args.first()) {
         Ok(room) => {
             socket.join(room);
@@ -94,7 +106,10 @@ async fn on_leave<A: Adapter>(
     ack: AckSender<A>,
     State(metrics): State<GatewayMetrics>,
 ) {
-    metrics.events_received.with_label_values(&[socket.ns()]).inc();
+    metrics
+        .events_received
+        .with_label_values(&[socket.ns()])
+        .inc();
     match room_name(args.first()) {
         Ok(room) => {
             socket.leave(room);
@@ -110,7 +125,10 @@ async fn on_publish<A: Adapter>(
     ack: AckSender<A>,
     State(metrics): State<GatewayMetrics>,
 ) {
-    metrics.events_received.with_label_values(&[socket.ns()]).inc();
+    metrics
+        .events_received
+        .with_label_values(&[socket.ns()])
+        .inc();
     let request = match PublishRequest::parse(args.first()) {
         Ok(request) => request,
         Err(reason) => return reply(&metrics, ack, &reason),

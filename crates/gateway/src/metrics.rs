@@ -2,9 +2,7 @@
 //! adapter's own metrics registered beside them (Redis mode), all served as
 //! text exposition on the admin listener's `GET /metrics`.
 
-use prometheus::{
-    Encoder, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 use socketioxide::socket::DisconnectReason;
 
 use crate::conn::ByteCounters;
@@ -42,11 +40,17 @@ impl GatewayMetrics {
             "Socket.IO connections accepted (all namespaces)",
         )?;
         let disconnections = IntCounterVec::new(
-            Opts::new("socketio_disconnections_total", "Socket disconnections by reason"),
+            Opts::new(
+                "socketio_disconnections_total",
+                "Socket disconnections by reason",
+            ),
             &["reason"],
         )?;
         let events_received = IntCounterVec::new(
-            Opts::new("socketio_events_received_total", "Events received from clients"),
+            Opts::new(
+                "socketio_events_received_total",
+                "Events received from clients",
+            ),
             &["namespace"],
         )?;
         let packets_sent = IntCounter::new(

@@ -199,7 +199,10 @@ pub async fn run(
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(err))) => return Err(GatewayError::Serve(err)),
             Ok(Err(err)) => warn!(server = name, %err, "server task failed"),
-            Err(_) => warn!(server = name, "connections still open after the drain; closing"),
+            Err(_) => warn!(
+                server = name,
+                "connections still open after the drain; closing"
+            ),
         }
     }
     info!("drained, bye");
@@ -265,7 +268,10 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
         );
     }
     match &state.cluster {
-        None => (StatusCode::OK, Json(json!({"ready": true, "mode": "single"}))),
+        None => (
+            StatusCode::OK,
+            Json(json!({"ready": true, "mode": "single"})),
+        ),
         Some(cluster) => {
             let readiness = cluster.readiness();
             let redis = json!({

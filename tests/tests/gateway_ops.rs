@@ -1,0 +1,310 @@
+//! Operating the gateway: Prometheus metrics that move with traffic,
+//! `/readyz` following Redis, and a SIGTERM drain during which clients move
+//! to another gateway while emits keep arriving.
+
+use std::time::{Duration, Instant};
+
+use e2e::bins::http_get;
+use e2e::{wait_for, GatewayProcess, NodePeer, RedisServer};
+use emitter::{Emitter, RedisConfig};
+use serde_json::{json, Value};
+
+const EVENT: Duration = Duration::from_secs(10);
+
+async fn gateway(
+    name: &str,
+    master: &RedisServer,
+    replica: &RedisServer,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<GatewayProcess> {
+    let master = master.url();
+    let replica = replica.url();
+    let mut env = vec![
+        ("GATEWAY_REDIS__URL", master.as_str()),
+        ("GATEWAY_REDIS__REPLICA_URLS", replica.as_str()),
+    ];
+    env.extend_from_slice(extra);
+    GatewayProcess::start(name, &env).await
+}
+
+/// The value of one sample line `name{labels} value` of a text exposition.
+fn sample(metrics: &str, name_and_labels: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let (key, value) = line.rsplit_once(' ')?;
+        (key == name_and_labels).then(|| value.parse().ok())?
+    })
+}
+
+async fn scrape(gateway: &GatewayProcess) -> anyhow::Result<String> {
+    let (status, body) = http_get(gateway.admin_port(), "/metrics").await?;
+    anyhow::ensure!(status == 200, "/metrics answered {status}");
+    Ok(body)
+}
+
+/// Waits until the metric reaches `want` (scrapes are cheap; counters are
+/// refreshed at scrape time).
+async fn wait_metric(
+    gateway: &GatewayProcess,
+    key: &str,
+    want: impl Fn(f64) -> bool,
+) -> anyhow::Result<f64> {
+    wait_for(&format!("metric {key}"), EVENT, || async {
+        let body = scrape(gateway).await?;
+        Ok(sample(&body, key).filter(|v| want(*v)))
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_follow_the_traffic() -> anyhow::Result<()> {
+    let master = RedisServer::master().await?;
+    let replica_a = RedisServer::replica_of(&master).await?;
+    let replica_b = RedisServer::replica_of(&master).await?;
+    let a = gateway("gw-a", &master, &replica_a, &[]).await?;
+    let b = gateway("gw-b", &master, &replica_b, &[]).await?;
+
+    let body = scrape(&a).await?;
+    for name in [
+        "socketio_connections_total",
+        "socketio_bytes_received_total",
+        "socketio_bytes_sent_total",
+        "socketio_packets_sent_total",
+        "adapter_subscriber_reconnects_total",
+        "adapter_cluster_nodes",
+    ] {
+        assert!(
+            body.lines().any(|l| l.starts_with(name)),
+            "{name} missing from:\n{body}"
+        );
+    }
+    assert_eq!(
+        sample(
+            &body,
+            &format!("adapter_subscriber_endpoint{{url=\"{}\"}}", replica_a.url())
+        ),
+        Some(1.0),
+        "{body}"
+    );
+
+    let mut on_a = NodePeer::client("client-a", &a.url(), &[]).await?;
+    let mut on_b = NodePeer::client("client-b", &b.url(), &[]).await?;
+    wait_metric(&a, "socketio_connected_sockets{namespace=\"/\"}", |v| {
+        v == 1.0
+    })
+    .await?;
+    wait_metric(&a, "socketio_connections_total", |v| v == 1.0).await?;
+
+    let published_before = sample(
+        &scrape(&a).await?,
+        "adapter_redis_published_total{kind=\"broadcast\"}",
+    )
+    .unwrap_or(0.0);
+    for i in 0..5 {
+        on_a.emit("message", json!(["m", i])).await?;
+        on_b.expect_event("message", EVENT).await?;
+    }
+    wait_metric(
+        &a,
+        "adapter_redis_published_total{kind=\"broadcast\"}",
+        |v| v >= published_before + 5.0,
+    )
+    .await?;
+    wait_metric(
+        &b,
+        "adapter_redis_received_total{kind=\"broadcast\"}",
+        |v| v >= 5.0,
+    )
+    .await?;
+    wait_metric(&a, "socketio_events_received_total{namespace=\"/\"}", |v| {
+        v >= 5.0
+    })
+    .await?;
+    wait_metric(&b, "socketio_bytes_sent_total", |v| v > 0.0).await?;
+    wait_metric(&a, "socketio_bytes_received_total", |v| v > 0.0).await?;
+
+    // Garbage is counted as decode errors.
+    for payload in [b"\xc1".as_slice(), b"\x93\x01\x02\x03"] {
+        master
+            .command(&[b"PUBLISH".as_slice(), b"socket.io#/#", payload])
+            .await?;
+    }
+    wait_metric(
+        &a,
+        "adapter_redis_decode_errors_total{kind=\"broadcast\"}",
+        |v| v >= 2.0,
+    )
+    .await?;
+
+    // The gauge comes back down on disconnect, with the reason counted.
+    on_a.send(&json!({"cmd": "disconnect"})).await?;
+    wait_metric(&a, "socketio_connected_sockets{namespace=\"/\"}", |v| {
+        v == 0.0
+    })
+    .await?;
+    wait_metric(
+        &a,
+        "socketio_disconnections_total{reason=\"client_namespace_disconnect\"}",
+        |v| v == 1.0,
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_follows_the_redis_connections() -> anyhow::Result<()> {
+    let mut master = RedisServer::master().await?;
+    // Subscribed on the master itself: stopping it takes the subscriber down.
+    let gw = GatewayProcess::start("gw", &[("GATEWAY_REDIS__URL", &master.url())]).await?;
+    let port = gw.admin_port();
+    let (status, body) = http_get(port, "/readyz").await?;
+    assert_eq!(status, 200, "{body}");
+
+    master.kill();
+    let body = wait_for("/readyz to turn 503", EVENT, || async {
+        let (status, body) = http_get(port, "/readyz").await?;
+        Ok((status == 503).then_some(body))
+    })
+    .await?;
+    let reason: Value = serde_json::from_str(&body)?;
+    assert_eq!(reason["ready"], json!(false));
+    assert!(
+        reason["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("redis")),
+        "{body}"
+    );
+    assert_eq!(http_get(port, "/healthz").await?.0, 200, "healthz stays up");
+
+    master.restart().await?;
+    wait_for(
+        "/readyz to be 200 again",
+        Duration::from_secs(15),
+        || async { Ok((http_get(port, "/readyz").await?.0 == 200).then_some(())) },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Parses a client's `message` line `["seq", n]` into `n`.
+fn seq_of(line: &Value) -> Option<u64> {
+    (line["event"] == "message" && line["args"][0] == "seq")
+        .then(|| line["args"][1].as_u64())
+        .flatten()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_clients_to_the_other_gateway_without_losing_emits() -> anyhow::Result<()> {
+    let master = RedisServer::master().await?;
+    let replica_a = RedisServer::replica_of(&master).await?;
+    let replica_b = RedisServer::replica_of(&master).await?;
+    let drain = Duration::from_millis(2000);
+    let drain_ms = drain.as_millis().to_string();
+    let mut a = gateway(
+        "gw-a",
+        &master,
+        &replica_a,
+        &[("GATEWAY_DRAIN_PERIOD_MS", &drain_ms)],
+    )
+    .await?;
+    let b = gateway("gw-b", &master, &replica_b, &[]).await?;
+
+    let mut movers = Vec::new();
+    for i in 0..4 {
+        movers.push(
+            NodePeer::client(
+                &format!("mover-{i}"),
+                &a.url(),
+                &["--failover-url", &b.url()],
+            )
+            .await?,
+        );
+    }
+    let mut stayer = NodePeer::client("stayer", &b.url(), &[]).await?;
+
+    let emitter = Emitter::connect(&RedisConfig {
+        url: master.url(),
+        ..RedisConfig::default()
+    })
+    .await?;
+
+    a.signal("TERM")?;
+    let signalled = Instant::now();
+    // Not ready at once, and no new connections.
+    let (status, _) = http_get(a.admin_port(), "/readyz").await?;
+    assert_eq!(status, 503, "readyz right after SIGTERM");
+    let refused = wait_for(
+        "new connections to be refused",
+        Duration::from_secs(2),
+        || async {
+            Ok(NodePeer::client("late", &a.url(), &[])
+                .await
+                .is_err()
+                .then_some(()))
+        },
+    )
+    .await;
+    assert!(
+        refused.is_ok(),
+        "gateway A still accepts connections while draining"
+    );
+
+    // Emit through the drain and a little after.
+    let total: u64 = 40;
+    let interval = (drain + Duration::from_millis(1000)) / total as u32;
+    for seq in 1..=total {
+        emitter
+            .emit_json("message", &[json!("seq"), json!(seq)])
+            .await?;
+        tokio::time::sleep(interval).await;
+    }
+
+    let code = a.wait_exit(drain + Duration::from_secs(2)).await?;
+    let exited_after = signalled.elapsed();
+    eprintln!(
+        "gateway A exited with {code:?} {exited_after:?} after SIGTERM (drain period {drain:?})"
+    );
+    assert_eq!(code, Some(0));
+    assert!(exited_after <= drain + Duration::from_secs(2));
+
+    // The stable client got everything.
+    for seq in 1..=total {
+        stayer
+            .expect(&format!("seq {seq}"), EVENT, |l| seq_of(l) == Some(seq))
+            .await?;
+    }
+    // Each mover: no gap while connected to A, none once on B, and it did
+    // move to B.
+    for mover in &mut movers {
+        let moved = mover.expect_event("$connect", EVENT).await?;
+        assert_eq!(moved["args"][1], json!(b.url()));
+        let last = mover
+            .expect("last seq", EVENT, |l| seq_of(l) == Some(total))
+            .await?;
+        assert_eq!(seq_of(&last), Some(total));
+        let mut phases: Vec<Vec<u64>> = vec![Vec::new()];
+        for line in mover.backlog().chain(std::iter::once(&last)) {
+            if line["event"] == "$disconnect" {
+                phases.push(Vec::new());
+            } else if let (Some(seq), Some(phase)) = (seq_of(line), phases.last_mut()) {
+                phase.push(seq);
+            }
+        }
+        for phase in &phases {
+            for pair in phase.windows(2) {
+                assert_eq!(
+                    pair[1],
+                    pair[0] + 1,
+                    "{}: gap while connected: {phases:?}",
+                    mover.name()
+                );
+            }
+        }
+        eprintln!(
+            "{}: received while on A {:?}, on B {:?}",
+            mover.name(),
+            phases.first(),
+            phases.last()
+        );
+    }
+    Ok(())
+}
