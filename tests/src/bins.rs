@@ -34,13 +34,15 @@ pub async fn bin_dir() -> anyhow::Result<PathBuf> {
         .get_or_try_init(|| async {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let status = Command::new(cargo)
-                .args(["build", "--quiet", "-p", "gateway", "-p", "emitter"])
+                .args([
+                    "build", "--quiet", "-p", "gateway", "-p", "emitter", "-p", "loadgen",
+                ])
                 .current_dir(workspace_root())
                 .status()
                 .await
-                .context("running cargo build for the gateway and emitter binaries")?;
+                .context("running cargo build for the workspace binaries")?;
             if !status.success() {
-                bail!("cargo build -p gateway -p emitter failed: {status}");
+                bail!("cargo build -p gateway -p emitter -p loadgen failed: {status}");
             }
             // The test executable lives in target/<profile>/deps/.
             let exe = std::env::current_exe().context("locating the test executable")?;

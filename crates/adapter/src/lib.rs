@@ -1,1 +1,50 @@
-//! placeholder
+//! A [socketioxide] adapter on Redis pub/sub that speaks the wire format of
+//! Node's `@socket.io/redis-adapter` 8.x and `@socket.io/redis-emitter` 5.x,
+//! so Rust gateways and Node servers can share one Redis.
+//!
+//! Topology: each gateway PUBLISHes on the master and SUBSCRIBEs on one
+//! replica (spread by a hash of the node uid), failing over to the next
+//! replica and then the master when its server dies, and resubscribing
+//! everything on every new connection. See [`AdapterConfig`].
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use adapter::{AdapterConfig, ClusterHandle, RedisAdapter};
+//! let cluster = ClusterHandle::connect(AdapterConfig::new("redis://127.0.0.1:6379")).await?;
+//! # Ok(()) }
+//! // let (layer, io) = SocketIo::builder()
+//! //     .with_adapter::<RedisAdapter<_>>(cluster.clone())
+//! //     .build_layer();
+//! // io.ns("/", on_connect).await?;
+//! // cluster.on_server_side_emit("/", |emit| { .. });
+//! ```
+//!
+//! What socketioxide's adapter trait cannot express (server-side emit,
+//! fetching Node sockets whose ids are not socketioxide ids, node counts,
+//! metrics, readiness) is on [`ClusterHandle`].
+//!
+//! [socketioxide]: https://docs.rs/socketioxide
+
+mod ack;
+mod adapter;
+mod config;
+mod connection;
+mod error;
+mod garbage;
+mod metrics;
+mod payload;
+mod state;
+
+pub use ack::ClusterAckStream;
+pub use adapter::{InitRes, RedisAdapter};
+pub use config::{AdapterConfig, SubscriberSelection};
+pub use error::{Error, InitError};
+pub use metrics::{
+    AdapterMetrics, DropReason, GarbageKind, MessageKind, MetricsSnapshot, RequestKind,
+    RequestOutcome,
+};
+pub use state::{
+    ClusterHandle, Gathered, Readiness, ServerSideAck, ServerSideEmit, ServerSideEmitHandler,
+    SocketDetails, SocketDetailsProvider,
+};
+pub use wire::FetchedSocket;

@@ -12,6 +12,8 @@
 //! (they need a [`GatewayMetrics`] in socketioxide's state, which
 //! [`crate::server`] provides).
 
+use std::convert::Infallible;
+
 use rmpv::Value;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Data, SocketRef, State};
@@ -35,20 +37,25 @@ pub const RESERVED_EVENTS: &[&str] = &[
     "removeListener",
 ];
 
-/// Registers the default handlers on every socket that connects.
-pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(metrics): State<GatewayMetrics>) {
-    debug!(ns = socket.ns(), sid = %socket.id, "socket connected");
-    metrics.connections.inc();
-    metrics
-        .connected_sockets
-        .with_label_values(&[socket.ns()])
-        .inc();
+/// Registers the default event handlers, as a connect *middleware*:
+/// socketioxide awaits middlewares before it answers the client's CONNECT,
+/// whereas the connect handler runs in a task spawned after it, so handlers
+/// registered there could miss a client's first events.
+pub async fn register<A: Adapter>(socket: SocketRef<A>) -> Result<(), Infallible> {
     socket.on("message", on_message::<A>);
     socket.on("join", on_join::<A>);
     socket.on("leave", on_leave::<A>);
     socket.on("publish", on_publish::<A>);
     socket.on_fallback(on_other_event::<A>);
     socket.on_disconnect(on_disconnect::<A>);
+    Ok(())
+}
+
+/// Counts the connection once the client is connected.
+pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(metrics): State<GatewayMetrics>) {
+    debug!(ns = socket.ns(), sid = %socket.id, "socket connected");
+    metrics.connections.inc();
+    metrics.connected_sockets.with_label_values(&[socket.ns()]).inc();
 }
 
 async fn on_disconnect<A: Adapter>(
@@ -144,6 +151,33 @@ async fn on_publish<A: Adapter>(
             reply(&metrics, ack, &format!("publish failed: {err}"));
         }
     }
+}
+
+/// Handles server-side emits (`io.serverSideEmit` from Node servers, other
+/// gateways or emitters) arriving on `ns`: counted and logged; when the
+/// sender waits for acknowledgements, this node answers with its uid, so
+/// `serverSideEmitWithAck` learns which nodes heard it.
+pub fn on_server_side_emit(cluster: &adapter::ClusterHandle, ns: &str, metrics: GatewayMetrics) {
+    let uid = cluster.uid().to_owned();
+    let namespace = ns.to_owned();
+    cluster.on_server_side_emit(ns, move |emit| {
+        metrics.server_side_emits.with_label_values(&[&namespace]).inc();
+        tracing::info!(
+            ns = %namespace,
+            event = emit.event().unwrap_or("?"),
+            from = emit.from.as_deref().unwrap_or("?"),
+            "server-side emit received"
+        );
+        if let Some(ack) = emit.ack {
+            let answer = serde_json::json!({ "node": uid });
+            // The handler must not block the namespace's inbound worker.
+            tokio::spawn(async move {
+                if let Err(err) = ack.send(answer).await {
+                    warn!(%err, "server-side emit ack not sent");
+                }
+            });
+        }
+    });
 }
 
 /// Sends the ack when the client asked for one; a missing ack is not an error.

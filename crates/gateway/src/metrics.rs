@@ -19,6 +19,9 @@ pub struct GatewayMetrics {
     pub disconnections: IntCounterVec,
     /// `socketio_events_received_total{namespace}`.
     pub events_received: IntCounterVec,
+    /// `socketio_server_side_emits_received_total{namespace}`: server-side
+    /// emits from other nodes and emitters.
+    pub server_side_emits: IntCounterVec,
     /// `socketio_packets_sent_total`: packets the default handlers emit
     /// directly (acks) plus local deliveries of broadcasts.
     pub packets_sent: IntCounter,
@@ -53,6 +56,13 @@ impl GatewayMetrics {
             ),
             &["namespace"],
         )?;
+        let server_side_emits = IntCounterVec::new(
+            Opts::new(
+                "socketio_server_side_emits_received_total",
+                "Server-side emits received from other nodes and emitters",
+            ),
+            &["namespace"],
+        )?;
         let packets_sent = IntCounter::new(
             "socketio_packets_sent_total",
             "Socket.IO packets sent to clients (acks and local broadcast deliveries)",
@@ -71,6 +81,7 @@ impl GatewayMetrics {
         registry.register(Box::new(connections.clone()))?;
         registry.register(Box::new(disconnections.clone()))?;
         registry.register(Box::new(events_received.clone()))?;
+        registry.register(Box::new(server_side_emits.clone()))?;
         registry.register(Box::new(packets_sent.clone()))?;
         registry.register(Box::new(bytes.received.clone()))?;
         registry.register(Box::new(bytes.sent.clone()))?;
@@ -80,6 +91,7 @@ impl GatewayMetrics {
             connections,
             disconnections,
             events_received,
+            server_side_emits,
             packets_sent,
             bytes,
         })

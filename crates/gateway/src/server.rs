@@ -24,6 +24,7 @@ use axum::{Json, Router};
 use http::HeaderValue;
 use serde_json::json;
 use socketioxide::adapter::{Adapter, Emitter, LocalAdapter};
+use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::SocketIo;
 use tokio::net::TcpListener;
@@ -117,7 +118,10 @@ pub async fn run(
                 .with_state(metrics.clone())
                 .build_layer();
             for ns in &config.namespaces {
-                io.ns(ns.clone(), handlers::on_connect::<LocalAdapter>);
+                io.ns(
+                    ns.clone(),
+                    handlers::on_connect::<LocalAdapter>.with(handlers::register::<LocalAdapter>),
+                );
             }
             (socket_app(layer, cors), Cluster::Single(io))
         }
@@ -131,7 +135,12 @@ pub async fn run(
                 .with_adapter::<RedisAdapter<_>>(cluster.clone())
                 .build_layer();
             for ns in &config.namespaces {
-                io.ns(ns.clone(), handlers::on_connect::<RedisAdapter<_>>)
+                handlers::on_server_side_emit(&cluster, ns, metrics.clone());
+                io.ns(
+                    ns.clone(),
+                    handlers::on_connect::<RedisAdapter<_>>
+                        .with(handlers::register::<RedisAdapter<_>>),
+                )
                     .await
                     .map_err(|source| GatewayError::Namespace {
                         ns: ns.clone(),

@@ -5,7 +5,6 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -54,18 +53,7 @@ pub async fn assert_nothing_published(
 
 /// Node's real `@socket.io/redis-emitter`, see tests/node/node_emitter.js.
 pub async fn node_emitter(redis: &RedisServer) -> anyhow::Result<NodePeer> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node/node_emitter.js");
-    let modules = e2e::node_dir().join("node_modules");
-    let modules = modules.to_str().context("node_modules path is not UTF-8")?;
-    let script = script.to_str().context("script path is not UTF-8")?;
-    NodePeer::spawn(
-        "node_emitter",
-        script,
-        &["--redis".to_owned(), redis.url()],
-        &[("NODE_PATH", modules)],
-        Some("ready"),
-    )
-    .await
+    NodePeer::redis_emitter(redis).await
 }
 
 /// Runs one command on the Node emitter and waits until its PUBLISH is done.

@@ -2,7 +2,7 @@
 // pipes so the Rust tests can compare what it publishes with what the Rust
 // emitter publishes for the same calls.
 //
-//   NODE_PATH=tests/node/node_modules node node_emitter.js --redis redis://127.0.0.1:6379 [--key socket.io]
+//   node redis_emitter.js --redis redis://127.0.0.1:6379 [--key socket.io]
 //
 // stdout: `ready`, then {"done":<id>} once a command's PUBLISH went through
 // (a PING on the same connection answers after it), or {"done":<id>,"error":".."}.
@@ -14,12 +14,10 @@
 //   {"id":4,"op":"serverSideEmit","event":"e","args":[..]}
 "use strict";
 
-const path = require("path");
 const readline = require("readline");
 const { createClient } = require("redis");
 const { Emitter } = require("@socket.io/redis-emitter");
-// The harness runs us with tests/node as the working directory.
-const { revive } = require(path.join(process.cwd(), "common.js"));
+const { revive } = require("./common");
 
 function parseArgs(argv) {
   const opts = {};

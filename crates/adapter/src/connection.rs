@@ -1,0 +1,477 @@
+//! The two Redis roles: a publisher on the master, and subscribers that
+//! survive the loss of the server they sit on.
+//!
+//! fred's own reconnection only ever returns to the same server, so a
+//! subscriber here runs without a fred reconnect policy: a supervisor task
+//! connects to one candidate server, subscribes every registered channel and
+//! pattern, watches the connection (fred's connection task ending, or two
+//! missed PINGs), and on loss moves to the next candidate (the next replica,
+//! then the master) and subscribes everything again. The set of
+//! subscriptions is owned here, not by the connection, so no reconnect can
+//! lose one (the Node adapter's #446 / socket.io #4845 failure mode).
+
+use std::{
+    collections::BTreeSet,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use fred::{
+    clients::Client,
+    interfaces::{ClientLike, EventInterface, PubsubInterface},
+    prelude::{Builder, Config, ReconnectPolicy},
+    types::{Message, RespVersion, Value as RedisValue},
+};
+use tokio::{
+    sync::{broadcast::error::RecvError, watch, Mutex},
+    task::JoinHandle,
+};
+use tracing::Instrument;
+
+use crate::{
+    config::AdapterConfig,
+    error::Error,
+    metrics::{AdapterMetrics, DropReason, GarbageKind},
+};
+
+/// A message as it comes off a subscriber connection.
+#[derive(Debug, Clone)]
+pub(crate) struct Inbound {
+    pub channel: String,
+    pub payload: Bytes,
+}
+
+/// Where a subscriber hands its messages (the dispatcher).
+pub(crate) type InboundSink = Arc<dyn Fn(Inbound) + Send + Sync>;
+
+/// One Redis server a subscriber may use.
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoint {
+    /// The URL without credentials, for logs and metrics.
+    pub label: String,
+    pub config: Config,
+}
+
+impl Endpoint {
+    pub(crate) fn parse(url: &str) -> Result<Self, Error> {
+        let config = Config::from_url(url).map_err(|source| Error::InvalidUrl {
+            url: redact(url),
+            source,
+        })?;
+        Ok(Self {
+            label: redact(url),
+            config,
+        })
+    }
+}
+
+/// `redis://user:pass@host:port/0` -> `redis://host:port/0`.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}{}", &url[..scheme_end + 3], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The publisher: one multiplexed connection to the master with fred's
+/// reconnection (same server, which is what a publisher wants).
+pub(crate) fn build_publisher(master: &Endpoint, config: &AdapterConfig) -> Result<Client, Error> {
+    let mut builder = Builder::from_config(master.config.clone());
+    let connect_timeout = config.connect_timeout();
+    let command_timeout = config.request_timeout();
+    builder
+        .with_connection_config(|c| {
+            c.connection_timeout = connect_timeout;
+            c.internal_command_timeout = connect_timeout;
+        })
+        .with_performance_config(|p| {
+            p.default_command_timeout = command_timeout;
+        })
+        .set_policy(ReconnectPolicy::new_constant(0, 100));
+    Ok(builder.build()?)
+}
+
+/// A command connection to a replica, only used for `PUBSUB NUMSUB`.
+pub(crate) fn build_counter(endpoint: &Endpoint, config: &AdapterConfig) -> Result<Client, Error> {
+    let mut builder = Builder::from_config(endpoint.config.clone());
+    let connect_timeout = config.connect_timeout();
+    builder
+        .with_connection_config(|c| {
+            c.connection_timeout = connect_timeout;
+            c.internal_command_timeout = connect_timeout;
+            c.max_command_attempts = 1;
+        })
+        .with_performance_config(|p| {
+            p.default_command_timeout = connect_timeout;
+        })
+        .set_policy(ReconnectPolicy::new_constant(0, 250));
+    Ok(builder.build()?)
+}
+
+#[derive(Debug, Default)]
+struct SubscriptionSet {
+    channels: BTreeSet<String>,
+    patterns: BTreeSet<String>,
+    /// The live connection, when there is one. Changes only under the lock,
+    /// together with the sets, so a subscription added during a failover is
+    /// either applied by the new session's full resubscribe or by the adder.
+    session: Option<Client>,
+}
+
+/// A subscriber connection with failover across candidate servers.
+pub(crate) struct Subscriber {
+    /// `broadcast` or `requests`, for logs.
+    role: &'static str,
+    candidates: Vec<Endpoint>,
+    subscriptions: Mutex<SubscriptionSet>,
+    subscribed: AtomicBool,
+    ready: watch::Sender<bool>,
+    sink: InboundSink,
+    metrics: Arc<AdapterMetrics>,
+    connect_timeout: Duration,
+    ping_interval: Duration,
+    channel_capacity: usize,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for Subscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("role", &self.role)
+            .field(
+                "candidates",
+                &self.candidates.iter().map(|e| &e.label).collect::<Vec<_>>(),
+            )
+            .field("subscribed", &self.subscribed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+enum SessionEnd {
+    Lost(String),
+    Shutdown,
+}
+
+impl Subscriber {
+    pub(crate) fn new(
+        role: &'static str,
+        candidates: Vec<Endpoint>,
+        config: &AdapterConfig,
+        sink: InboundSink,
+        metrics: Arc<AdapterMetrics>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            role,
+            candidates,
+            subscriptions: Mutex::new(SubscriptionSet::default()),
+            subscribed: AtomicBool::new(false),
+            ready: watch::channel(false).0,
+            sink,
+            metrics,
+            connect_timeout: config.connect_timeout(),
+            ping_interval: config.ping_interval(),
+            // Independent of the namespace queues: this one only absorbs
+            // scheduling hiccups of the forwarding task.
+            channel_capacity: config.buffer_size.max(1024),
+            shutdown,
+        })
+    }
+
+    /// Whether a connection is up with every registered subscription applied.
+    pub(crate) fn is_subscribed(&self) -> bool {
+        self.subscribed.load(Ordering::Acquire)
+    }
+
+    /// Wait until [`Self::is_subscribed`], at most `timeout`.
+    pub(crate) async fn wait_subscribed(&self, timeout: Duration) -> bool {
+        let mut ready = self.ready.subscribe();
+        tokio::time::timeout(timeout, ready.wait_for(|r| *r))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Register channels and patterns and apply them to the live connection
+    /// if any. They are re-applied on every future connection.
+    pub(crate) async fn add(&self, channels: &[String], patterns: &[String]) -> Result<(), Error> {
+        let mut set = self.subscriptions.lock().await;
+        let new_channels: Vec<String> = channels
+            .iter()
+            .filter(|c| set.channels.insert((*c).clone()))
+            .cloned()
+            .collect();
+        let new_patterns: Vec<String> = patterns
+            .iter()
+            .filter(|p| set.patterns.insert((*p).clone()))
+            .cloned()
+            .collect();
+        if let Some(session) = set.session.clone() {
+            let applied = async {
+                if !new_channels.is_empty() {
+                    session.subscribe(new_channels.clone()).await?;
+                }
+                if !new_patterns.is_empty() {
+                    session.psubscribe(new_patterns.clone()).await?;
+                }
+                Ok::<_, fred::error::Error>(())
+            }
+            .await;
+            if let Err(err) = applied {
+                // Still registered: the next session subscribes it. Say so
+                // rather than fail, the supervisor is already on it.
+                tracing::warn!(role = self.role, %err, "subscribe failed on the current connection, will retry on reconnect");
+            }
+        }
+        Ok(())
+    }
+
+    /// Forget channels and patterns and unsubscribe them from the live connection.
+    pub(crate) async fn remove(&self, channels: &[String], patterns: &[String]) {
+        let mut set = self.subscriptions.lock().await;
+        for channel in channels {
+            set.channels.remove(channel);
+        }
+        for pattern in patterns {
+            set.patterns.remove(pattern);
+        }
+        if let Some(session) = set.session.clone() {
+            if !channels.is_empty() {
+                let _ = session.unsubscribe(channels.to_vec()).await;
+            }
+            if !patterns.is_empty() {
+                let _ = session.punsubscribe(patterns.to_vec()).await;
+            }
+        }
+    }
+
+    /// Start the supervisor task.
+    pub(crate) fn spawn(self: &Arc<Self>) -> JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move { this.supervise().await })
+    }
+
+    async fn supervise(self: Arc<Self>) {
+        let mut next = 0usize;
+        let mut sessions = 0u64;
+        let mut failed_in_a_row = 0usize;
+        loop {
+            if *self.shutdown.borrow() {
+                return;
+            }
+            let Some(endpoint) = self.candidates.get(next).cloned() else {
+                return;
+            };
+            let span = tracing::info_span!("redis_subscriber", role = self.role, endpoint = %endpoint.label);
+            match self.run_session(&endpoint, sessions).instrument(span).await {
+                Ok(SessionEnd::Shutdown) => return,
+                Ok(SessionEnd::Lost(reason)) => {
+                    sessions += 1;
+                    failed_in_a_row = 0;
+                    tracing::warn!(
+                        role = self.role,
+                        endpoint = %endpoint.label,
+                        %reason,
+                        "subscriber lost its server, failing over"
+                    );
+                }
+                Err(err) => {
+                    failed_in_a_row += 1;
+                    tracing::warn!(
+                        role = self.role,
+                        endpoint = %endpoint.label,
+                        %err,
+                        "subscriber could not connect, trying the next server"
+                    );
+                }
+            }
+            next = (next + 1) % self.candidates.len();
+            if failed_in_a_row >= self.candidates.len() {
+                // Every server refused: back off a little before another round.
+                failed_in_a_row = 0;
+                let mut shutdown = self.shutdown.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
+    }
+
+    async fn run_session(
+        &self,
+        endpoint: &Endpoint,
+        previous_sessions: u64,
+    ) -> Result<SessionEnd, Error> {
+        let started = Instant::now();
+        let mut config = endpoint.config.clone();
+        // RESP3 lets PING run on a subscribed connection like any command.
+        config.version = RespVersion::RESP3;
+        let mut builder = Builder::from_config(config);
+        let connect_timeout = self.connect_timeout;
+        let capacity = self.channel_capacity;
+        builder
+            .with_connection_config(|c| {
+                c.connection_timeout = connect_timeout;
+                c.internal_command_timeout = connect_timeout;
+                c.max_command_attempts = 1;
+            })
+            .with_performance_config(|p| {
+                p.default_command_timeout = connect_timeout;
+                p.broadcast_channel_capacity = capacity;
+            });
+        let client = builder.build()?;
+        // Listen before subscribing so no message falls between the two.
+        let messages = client.message_rx();
+        let mut connection = match tokio::time::timeout(connect_timeout, client.init()).await {
+            Ok(Ok(handle)) => handle,
+            Ok(Err(err)) => return Err(err.into()),
+            Err(_) => {
+                quit_in_background(&client);
+                return Err(Error::Redis(fred::error::Error::new(
+                    fred::error::ErrorKind::Timeout,
+                    "connection timed out",
+                )));
+            }
+        };
+        let forwarder = tokio::spawn(forward_messages(
+            messages,
+            self.sink.clone(),
+            self.metrics.clone(),
+        ));
+
+        let subscribed = async {
+            let mut set = self.subscriptions.lock().await;
+            let channels: Vec<String> = set.channels.iter().cloned().collect();
+            let patterns: Vec<String> = set.patterns.iter().cloned().collect();
+            if !channels.is_empty() {
+                client.subscribe(channels.clone()).await?;
+            }
+            if !patterns.is_empty() {
+                client.psubscribe(patterns.clone()).await?;
+            }
+            set.session = Some(client.clone());
+            Ok::<_, fred::error::Error>((channels.len(), patterns.len()))
+        }
+        .await;
+        let (channels, patterns) = match subscribed {
+            Ok(counts) => counts,
+            Err(err) => {
+                forwarder.abort();
+                quit_in_background(&client);
+                connection.abort();
+                return Err(err.into());
+            }
+        };
+
+        self.subscribed.store(true, Ordering::Release);
+        self.ready.send_replace(true);
+        self.metrics
+            .set_subscriber_endpoint(self.role == "requests", Some(endpoint.label.clone()));
+        if previous_sessions > 0 {
+            self.metrics.subscriber_reconnected();
+        }
+        tracing::info!(
+            channels,
+            patterns,
+            took_ms = started.elapsed().as_millis() as u64,
+            "subscriber connected and subscribed"
+        );
+
+        let mut ping = tokio::time::interval(self.ping_interval);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut missed = 0u32;
+        let mut shutdown = self.shutdown.clone();
+        let end = loop {
+            tokio::select! {
+                res = &mut connection => {
+                    break SessionEnd::Lost(match res {
+                        Ok(Ok(())) => "connection closed".to_owned(),
+                        Ok(Err(err)) => format!("connection error: {err}"),
+                        Err(err) => format!("connection task failed: {err}"),
+                    });
+                }
+                _ = ping.tick() => {
+                    let alive = tokio::time::timeout(self.ping_interval, client.ping::<RedisValue>(None)).await;
+                    if matches!(alive, Ok(Ok(_))) {
+                        missed = 0;
+                    } else {
+                        missed += 1;
+                        if missed >= 2 {
+                            break SessionEnd::Lost("server stopped answering PING".to_owned());
+                        }
+                    }
+                }
+                _ = shutdown.changed() => break SessionEnd::Shutdown,
+            }
+        };
+
+        self.subscribed.store(false, Ordering::Release);
+        self.ready.send_replace(false);
+        self.metrics
+            .set_subscriber_endpoint(self.role == "requests", None);
+        self.subscriptions.lock().await.session = None;
+        forwarder.abort();
+        quit_in_background(&client);
+        if !connection.is_finished() {
+            connection.abort();
+        }
+        Ok(end)
+    }
+}
+
+/// Close a client without waiting on a server that may be dead.
+fn quit_in_background(client: &Client) {
+    let client = client.clone();
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(Duration::from_millis(500), client.quit()).await;
+    });
+}
+
+async fn forward_messages(
+    mut messages: tokio::sync::broadcast::Receiver<Message>,
+    sink: InboundSink,
+    metrics: Arc<AdapterMetrics>,
+) {
+    loop {
+        match messages.recv().await {
+            Ok(message) => {
+                let payload = match message.value {
+                    RedisValue::Bytes(bytes) => bytes,
+                    RedisValue::String(text) => text.into_inner(),
+                    other => {
+                        metrics.garbage(GarbageKind::Channel);
+                        tracing::debug!(channel = &*message.channel, kind = ?other.kind(), "non-bulk pub/sub payload");
+                        continue;
+                    }
+                };
+                sink(Inbound {
+                    channel: message.channel.to_string(),
+                    payload,
+                });
+            }
+            Err(RecvError::Lagged(missed)) => {
+                metrics.dropped_many(DropReason::SubscriberLagged, missed);
+                tracing::warn!(missed, "subscriber fell behind, messages dropped");
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redacts_credentials() {
+        assert_eq!(redact("redis://u:p@h:1/0"), "redis://h:1/0");
+        assert_eq!(redact("redis://h:1"), "redis://h:1");
+        assert_eq!(redact("redis://:p@w@h:1"), "redis://h:1");
+    }
+}

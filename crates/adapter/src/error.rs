@@ -1,0 +1,49 @@
+//! Errors of the adapter.
+//!
+//! socketioxide wants `Into<AdapterError>` (a boxed error) from adapter
+//! methods; inside the crate every failure keeps its type so callers of the
+//! [`crate::ClusterHandle`] API can match on it.
+
+use socketioxide_core::adapter::errors::AdapterError;
+
+/// What can go wrong talking to Redis or the other nodes.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Redis command failed (connection lost, timeout, refused).
+    #[error("redis: {0}")]
+    Redis(#[from] fred::error::Error),
+    /// A configured URL could not be parsed.
+    #[error("invalid redis url {url:?}: {source}")]
+    InvalidUrl {
+        /// The URL as configured.
+        url: String,
+        /// Why fred rejected it.
+        source: fred::error::Error,
+    },
+    /// A namespace name cannot be used in a channel name.
+    #[error("namespace {0:?} contains '#', which the channel names cannot carry")]
+    InvalidNamespace(String),
+    /// The namespace is not served by this adapter state (not created yet, or closed).
+    #[error("namespace {0:?} is not registered with this adapter")]
+    UnknownNamespace(String),
+    /// Local data could not be converted to the wire format.
+    #[error("cannot encode payload: {0}")]
+    Encode(String),
+    /// The adapter state has been shut down.
+    #[error("adapter is closed")]
+    Closed,
+}
+
+impl From<Error> for AdapterError {
+    fn from(err: Error) -> Self {
+        AdapterError::from(Box::new(err) as Box<dyn std::error::Error + Send>)
+    }
+}
+
+/// Errors of namespace initialisation (`io.ns(..).await`).
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// See [`Error`].
+    #[error(transparent)]
+    Adapter(#[from] Error),
+}
