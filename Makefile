@@ -8,10 +8,11 @@ NODE_PEERS := tests/node
 .PHONY: test deps fmt lint build
 
 ## test: install what the tests need when missing, then format check, clippy and every test
-test: deps
+test: deps deploy-check
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace
+	$(MAKE) --no-print-directory test-make-up
 
 ## deps: redis-server (Debian package) and the Node peers (npm ci), only when missing
 deps:
@@ -36,3 +37,42 @@ lint:
 
 build:
 	$(CARGO) build --workspace --release
+
+# ---------------------------------------------------------------------------
+# The local cluster (scripts/cluster.sh) and the deployment files (deploy/).
+# Ports and paths are overridable on the command line or in the environment:
+#   make up GATEWAY_A_PORT=4000 MASTER_PORT=7379
+#   MASTER_PORT REPLICA_1_PORT REPLICA_2_PORT GATEWAY_A_PORT GATEWAY_A_ADMIN_PORT
+#   GATEWAY_B_PORT GATEWAY_B_ADMIN_PORT EMITTER_PORT READY_TIMEOUT SENTINEL=1
+# PROFILE=debug reuses the debug binaries (what `cargo test` built); the
+# default is a release build. NO_BUILD=1 skips cargo and uses BIN_DIR as is.
+
+.PHONY: up down status deploy-check test-make-up
+
+PROFILE ?= release
+BIN_DIR ?= $(or $(CARGO_TARGET_DIR),target)/$(PROFILE)
+RUN_DIR ?= .run
+CLUSTER := BIN_DIR='$(BIN_DIR)' RUN_DIR='$(RUN_DIR)' scripts/cluster.sh
+
+## up: build (release) and start Redis master + 2 replicas, 2 gateways and the emitter; wait until ready
+up:
+ifneq ($(NO_BUILD),1)
+	$(CARGO) build $(if $(filter debug,$(PROFILE)),,--profile $(PROFILE)) -p gateway -p emitter
+endif
+	@$(CLUSTER) up
+
+## down: stop exactly what `make up` started (pid files in RUN_DIR)
+down:
+	@$(CLUSTER) down
+
+## status: what `make up` started and whether it still runs
+status:
+	@$(CLUSTER) status
+
+## deploy-check: validate docker-compose.yml and deploy/ with docker-compose, haproxy, promtool, redis-server
+deploy-check:
+	@scripts/check-deploy.sh
+
+## test-make-up: `make up` on free ports with the debug binaries, clients on both gateways, emitter, `make down`
+test-make-up:
+	@scripts/test-make-up.sh

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::{GatewayProcess, NodePeer, RedisServer};
+use e2e::{Deadline, GatewayProcess, NodePeer, RedisServer};
 use serde_json::{json, Value};
 
 const EVENT: Duration = Duration::from_secs(10);
@@ -298,5 +298,95 @@ async fn garbage_on_the_adapter_channels_does_not_break_the_gateways() -> anyhow
     assert!(a.is_running() && b.is_running());
     assert_eq!(subscribed_gateways(&topology.replicas[0]).await?, 1);
     assert_eq!(subscribed_gateways(&topology.replicas[1]).await?, 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_fleet_with_a_node_server_works_both_ways() -> anyhow::Result<()> {
+    let topology = Topology::start(2).await?;
+    // Node counts nodes with NUMSUB on the master only: the Rust gateways
+    // keep their request channels there (`requests_on_master`).
+    let on_master = [("GATEWAY_REDIS__REQUESTS_ON_MASTER", "true")];
+    let a = topology.gateway("gw-a", 0, &on_master).await?;
+    let b = topology.gateway("gw-b", 1, &on_master).await?;
+    // Node's own subscriber must be on the master too, or Node does not
+    // count itself (its adapter asks NUMSUB of its publisher connection).
+    let master = topology.master.url();
+    let mut node = NodePeer::server("node", &master, &master, &[]).await?;
+    let node_url = node.http_url()?;
+
+    let mut on_a = NodePeer::client("client-a", &a.url(), &[]).await?;
+    let mut on_b = NodePeer::client("client-b", &b.url(), &[]).await?;
+    let mut on_node = NodePeer::client("client-node", &node_url, &[]).await?;
+
+    // Broadcasts, both directions, binary included.
+    on_node
+        .emit("message", json!(["from node", {"$bin": "0a0b"}]))
+        .await?;
+    for peer in [&mut on_a, &mut on_b] {
+        let got = peer.expect_event("message", EVENT).await?;
+        assert_eq!(args(&got), &json!(["from node", {"$bin": "0a0b"}]));
+    }
+    on_a.emit("message", json!(["from rust"])).await?;
+    for peer in [&mut on_node, &mut on_b] {
+        let got = peer.expect_event("message", EVENT).await?;
+        assert_eq!(args(&got), &json!(["from rust"]));
+    }
+
+    // Requests from Node answered by the Rust gateways.
+    let count = node.server_op(json!({"op": "serverCount"}), EVENT).await?;
+    assert_eq!(count, json!(3));
+    assert_eq!(on_a.join("mixed").await?, json!([true]));
+    assert_eq!(on_node.join("mixed").await?, json!([true]));
+    let sockets = node
+        .server_op(json!({"op": "fetchSockets", "rooms": ["mixed"]}), EVENT)
+        .await?;
+    assert_eq!(sockets.as_array().map(Vec::len), Some(2), "{sockets}");
+    let acks = node
+        .server_op(
+            json!({"op": "serverSideEmitWithAck", "event": "ping", "args": []}),
+            EVENT,
+        )
+        .await?;
+    assert_eq!(
+        acks.as_array().map(Vec::len),
+        Some(2),
+        "both gateways answer: {acks}"
+    );
+    let acks = node
+        .server_op(
+            json!({"op": "emitWithAck", "rooms": ["mixed"], "event": "ask", "args": [], "timeout": 3000}),
+            EVENT,
+        )
+        .await?;
+    assert_eq!(
+        acks.as_array().map(Vec::len),
+        Some(2),
+        "one ack per client in the room: {acks}"
+    );
+    node.server_op(
+        json!({"op": "socketsJoin", "rooms": ["mixed"], "join": "joined-by-node"}),
+        EVENT,
+    )
+    .await?;
+    // Node's socketsJoin applies locally only after its PUBLISH resolves,
+    // and the op does not wait for it: wait until Node's socket is in.
+    let deadline = Deadline::new("Node's own socketsJoin to apply", EVENT);
+    while !node
+        .server_op(json!({"op": "localSockets"}), EVENT)
+        .await?
+        .to_string()
+        .contains("joined-by-node")
+    {
+        deadline.tick().await?;
+    }
+    node.server_op(
+        json!({"op": "emit", "rooms": ["joined-by-node"], "event": "welcome", "args": [1]}),
+        EVENT,
+    )
+    .await?;
+    on_a.expect_event("welcome", EVENT).await?;
+    on_node.expect_event("welcome", EVENT).await?;
+    on_b.expect_no_event("welcome", QUIET).await?;
     Ok(())
 }

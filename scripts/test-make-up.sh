@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# End-to-end test of `make up` / `make down` (`make test-make-up`, run by
+# `make test` after `cargo test`): the local cluster on free ports with the
+# debug binaries `cargo test` already built, real Node Socket.IO clients on
+# both gateways, the emitter's HTTP API, then `make down`.
+#
+# Shows that `make up` starts a working cluster and waits for it, that a
+# second `make up` starts nothing, that events cross gateways (through the
+# master and the two replicas) and come in from the emitter, and that
+# `make down` stops exactly what was started: every process gone, and a pid
+# file naming some other process does not get it killed.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+EVENT_TIMEOUT="${EVENT_TIMEOUT:-10}"
+WORK="$(mktemp -d)"
+RUN_DIR="$WORK/run"
+PASSED=0
+FAILED=0
+UP_RAN=0
+declare -A CLIENT_PID CLIENT_FD
+UNRELATED_PID=""
+
+# Eight free ports at once (held open together, so they are distinct).
+read -r MASTER_PORT REPLICA_1_PORT REPLICA_2_PORT GATEWAY_A_PORT GATEWAY_A_ADMIN_PORT \
+    GATEWAY_B_PORT GATEWAY_B_ADMIN_PORT EMITTER_PORT < <(node -e '
+const net = require("net");
+const servers = Array.from({ length: 8 }, () => net.createServer().listen(0, "127.0.0.1"));
+Promise.all(servers.map((s) => new Promise((r) => s.on("listening", r)))).then(() => {
+  console.log(servers.map((s) => s.address().port).join(" "));
+  servers.forEach((s) => s.close());
+});')
+
+# Reuse the debug binaries `cargo test` just built (building them again with
+# another package selection could rebuild dependencies with other features).
+BIN_DIR="${CARGO_TARGET_DIR:-target}/debug"
+BUILD=(PROFILE=debug)
+if [ -x "$BIN_DIR/gateway" ] && [ -x "$BIN_DIR/emitter" ]; then
+    BUILD+=(NO_BUILD=1)
+    echo "using the binaries in $BIN_DIR"
+fi
+
+MAKE_VARS=(
+    "${BUILD[@]}" RUN_DIR="$RUN_DIR" READY_TIMEOUT=60
+    MASTER_PORT="$MASTER_PORT" REPLICA_1_PORT="$REPLICA_1_PORT" REPLICA_2_PORT="$REPLICA_2_PORT"
+    GATEWAY_A_PORT="$GATEWAY_A_PORT" GATEWAY_A_ADMIN_PORT="$GATEWAY_A_ADMIN_PORT"
+    GATEWAY_B_PORT="$GATEWAY_B_PORT" GATEWAY_B_ADMIN_PORT="$GATEWAY_B_ADMIN_PORT"
+    EMITTER_PORT="$EMITTER_PORT"
+)
+SERVICES=(redis-master redis-replica-1 redis-replica-2 gateway-a gateway-b emitter)
+
+run_make() { make --no-print-directory "$@" "${MAKE_VARS[@]}"; }
+
+cleanup() {
+    local status=$?
+    local name
+    for name in "${!CLIENT_PID[@]}"; do
+        kill "${CLIENT_PID[$name]}" 2>/dev/null || true
+        wait "${CLIENT_PID[$name]}" 2>/dev/null || true
+    done
+    if [ "$UP_RAN" = 1 ]; then
+        if [ "$FAILED" != 0 ] || [ "$status" != 0 ]; then
+            for name in "${SERVICES[@]}"; do
+                echo "--- $RUN_DIR/$name.log (last lines) ---" >&2
+                tail -n 30 "$RUN_DIR/$name.log" >&2 2>/dev/null || true
+            done
+        fi
+        run_make down >/dev/null 2>&1 || true
+    fi
+    [ -z "$UNRELATED_PID" ] || kill "$UNRELATED_PID" 2>/dev/null || true
+    rm -rf "$WORK"
+    exit "$status"
+}
+trap cleanup EXIT
+
+pass() {
+    PASSED=$((PASSED + 1))
+    printf 'ok   %s\n' "$1"
+}
+# A failed step stops the test: later steps depend on earlier ones.
+fail() {
+    FAILED=$((FAILED + 1))
+    printf 'FAIL %s\n' "$1" >&2
+    [ -z "${2:-}" ] || printf '%s\n' "$2" | sed 's/^/     /' >&2
+    echo "make-up: $PASSED passed, $FAILED failed"
+    exit 1
+}
+
+# Polls COMMAND every 0.1 s for up to EVENT_TIMEOUT seconds.
+eventually() {
+    local deadline=$((SECONDS + EVENT_TIMEOUT))
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.1
+    done
+}
+
+pid_of() { read -r pid _ <"$RUN_DIR/$1.pid" && echo "$pid"; }
+# Running: exists and is not a zombie (a service outlives `make up`'s shell,
+# so its exit status goes to whichever process adopted it, which may reap late).
+alive() {
+    local stat
+    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+    stat="${stat##*) }"
+    [ "${stat%% *}" != Z ]
+}
+
+# ---------------------------------------------------------------- clients
+
+# A Node socket.io-client 4.8 (tests/node/client.js) fed JSON-line commands
+# through a fifo, its output in $WORK/NAME.out.
+start_client() {
+    local name="$1"
+    shift
+    mkfifo "$WORK/$name.in"
+    node tests/node/client.js --name "$name" "$@" <"$WORK/$name.in" >"$WORK/$name.out" 2>&1 &
+    CLIENT_PID[$name]=$!
+    local fd
+    exec {fd}>"$WORK/$name.in"
+    CLIENT_FD[$name]=$fd
+}
+send() { printf '%s\n' "$2" >&"${CLIENT_FD[$1]}"; }
+client_got() { grep -qF -- "$2" "$WORK/$1.out"; }
+connected() { grep -q '^connected ' "$WORK/$1.out"; }
+
+# ---------------------------------------------------------------- the test
+
+redis_subscribers() {
+    # Clients of this Redis with at least one (pattern) subscription.
+    redis-cli -h 127.0.0.1 -p "$1" CLIENT LIST | grep -cE ' (sub|psub|ssub)=[1-9]' || true
+}
+
+# How many processes have a NUL-separated entry of /proc/PID/FILE (cmdline
+# or environ) matching REGEX as a whole. A regex with escaped dots cannot
+# match grep's own argument.
+count_processes() {
+    { grep -lzxE -- "$2" /proc/[0-9]*/"$1" 2>/dev/null || true; } | wc -l
+}
+
+echo "make up on free ports (master $MASTER_PORT, gateways $GATEWAY_A_PORT/$GATEWAY_B_PORT, emitter $EMITTER_PORT), RUN_DIR $RUN_DIR"
+UP_RAN=1
+if output="$(run_make up 2>&1)" && grep -q 'Cluster ready' <<<"$output"; then
+    pass "make up: cluster ready"
+else
+    fail "make up: cluster ready" "$output"
+fi
+grep -qF -- "curl -sS -X POST http://127.0.0.1:$EMITTER_PORT/v1/emit" <<<"$output" ||
+    fail "make up: prints what to try with the chosen ports" "$output"
+pass "make up: prints what to try with the chosen ports"
+
+declare -A FIRST_PID
+for name in "${SERVICES[@]}"; do
+    FIRST_PID[$name]="$(pid_of "$name")" || fail "make up: pid file for $name"
+    alive "${FIRST_PID[$name]}" || fail "make up: $name (pid ${FIRST_PID[$name]}) is running"
+done
+pass "make up: six services running, one pid file each"
+
+# Twice: nothing new may start.
+if output="$(run_make up 2>&1)"; then
+    for name in "${SERVICES[@]}"; do
+        grep -q "$name already running" <<<"$output" || fail "second make up: $name reported already running" "$output"
+        [ "$(pid_of "$name")" = "${FIRST_PID[$name]}" ] || fail "second make up: $name pid changed"
+    done
+    for probe in "cmdline redis-server 127\.0\.0\.1:$MASTER_PORT" "cmdline redis-server 127\.0\.0\.1:$REPLICA_1_PORT" \
+        "cmdline redis-server 127\.0\.0\.1:$REPLICA_2_PORT" "environ GATEWAY_LISTEN=127\.0\.0\.1:$GATEWAY_A_PORT" \
+        "environ GATEWAY_LISTEN=127\.0\.0\.1:$GATEWAY_B_PORT" "environ EMITTER_LISTEN=127\.0\.0\.1:$EMITTER_PORT"; do
+        count="$(count_processes "${probe%% *}" "${probe#* }")"
+        [ "$count" = 1 ] || fail "second make up: one process with ${probe#* } in its ${probe%% *}" "found $count"
+    done
+    pass "second make up: starts nothing, one process per service"
+else
+    fail "second make up succeeds" "$output"
+fi
+
+# Each gateway subscribes on its own replica.
+[ "$(redis_subscribers "$REPLICA_1_PORT")" -ge 1 ] || fail "gateway A subscribes on replica 1 ($REPLICA_1_PORT)"
+[ "$(redis_subscribers "$REPLICA_2_PORT")" -ge 1 ] || fail "gateway B subscribes on replica 2 ($REPLICA_2_PORT)"
+pass "gateway A subscribes on replica 1, gateway B on replica 2"
+
+{ deploy/healthcheck.sh "$GATEWAY_A_ADMIN_PORT" /readyz && deploy/healthcheck.sh "$EMITTER_PORT" /readyz; } ||
+    fail "deploy/healthcheck.sh: gateway and emitter /readyz healthy"
+pass "deploy/healthcheck.sh: gateway and emitter /readyz healthy"
+
+start_client alice --url "http://127.0.0.1:$GATEWAY_A_PORT"
+start_client bob --url "http://127.0.0.1:$GATEWAY_B_PORT" --transports polling
+eventually connected alice || fail "client on gateway A (WebSocket) connects" "$(cat "$WORK/alice.out")"
+eventually connected bob || fail "client on gateway B (long-polling) connects" "$(cat "$WORK/bob.out")"
+pass "clients connected: gateway A over WebSocket, gateway B over long-polling"
+
+send alice '{"cmd":"emit","event":"message","args":["from-alice"]}'
+eventually client_got bob '"event":"message","args":["from-alice"]' ||
+    fail "message from gateway A reaches gateway B" "$(cat "$WORK/bob.out")"
+send bob '{"cmd":"emit","event":"message","args":["from-bob"]}'
+eventually client_got alice '"event":"message","args":["from-bob"]' ||
+    fail "message from gateway B reaches gateway A" "$(cat "$WORK/alice.out")"
+pass "messages cross gateways both ways"
+
+response="$(curl -sS --max-time 5 -w ' %{http_code}' -X POST "http://127.0.0.1:$EMITTER_PORT/v1/emit" \
+    -H 'content-type: application/json' -d '{"event":"message","args":["Hello!"]}')" ||
+    fail "emitter POST /v1/emit" "$response"
+[ "${response##* }" = 202 ] || fail "emitter POST /v1/emit answers 202" "$response"
+eventually client_got alice '"event":"message","args":["Hello!"]' ||
+    fail "emitter event reaches the client on gateway A" "$(cat "$WORK/alice.out")"
+eventually client_got bob '"event":"message","args":["Hello!"]' ||
+    fail "emitter event reaches the client on gateway B" "$(cat "$WORK/bob.out")"
+pass "emitter curl: 202, both clients get the event"
+
+for name in alice bob; do
+    send "$name" '{"cmd":"exit"}'
+    wait "${CLIENT_PID[$name]}" || true
+    unset "CLIENT_PID[$name]"
+done
+
+# A pid file naming a live process that `make up` did not start (its start
+# time does not match): `make down` must leave that process alone.
+sleep 600 &
+UNRELATED_PID=$!
+echo "$UNRELATED_PID 1 sleep" >"$RUN_DIR/impostor.pid"
+
+if output="$(run_make down 2>&1)"; then
+    pass "make down succeeds"
+else
+    fail "make down succeeds" "$output"
+fi
+UP_RAN=0
+for name in "${SERVICES[@]}"; do
+    ! alive "${FIRST_PID[$name]}" || fail "make down: $name (pid ${FIRST_PID[$name]}) stopped" "$output"
+done
+leftover="$(find "$RUN_DIR" -name '*.pid')"
+[ -z "$leftover" ] || fail "make down: no pid file left" "$leftover"
+for port in "$MASTER_PORT" "$REPLICA_1_PORT" "$REPLICA_2_PORT" "$GATEWAY_A_PORT" "$GATEWAY_A_ADMIN_PORT" \
+    "$GATEWAY_B_PORT" "$GATEWAY_B_ADMIN_PORT" "$EMITTER_PORT"; do
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || fail "make down: port $port closed"
+done
+pass "make down: every process stopped, ports closed, pid files removed"
+alive "$UNRELATED_PID" || fail "make down: a process it did not start survives"
+pass "make down: a process it did not start (recycled pid) survives"
+
+output="$(run_make down 2>&1)" || fail "second make down succeeds" "$output"
+pass "second make down: nothing to do"
+
+echo "make-up: $PASSED passed, $FAILED failed"
