@@ -120,6 +120,11 @@ async fn metrics_follow_the_traffic() -> anyhow::Result<()> {
     })
     .await?;
     wait_metric(&b, "socketio_bytes_sent_total", |v| v > 0.0).await?;
+    // Own broadcasts echoed by the subscriber are timed, and the replica's
+    // lag is sampled (small: nothing is written but these PUBLISHes).
+    wait_metric(&a, "adapter_broadcast_delivery_seconds_count", |v| v >= 1.0).await?;
+    let lag = wait_metric(&a, "adapter_replication_lag_bytes", |v| v >= 0.0).await?;
+    assert!(lag < 1_000_000.0, "replication lag {lag}");
     wait_metric(&a, "socketio_bytes_received_total", |v| v > 0.0).await?;
 
     // Garbage is counted as decode errors.

@@ -5,14 +5,16 @@
 //! a later issue). Every enum has a stable `as_str` label for that purpose.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, VecDeque},
+    hash::{DefaultHasher, Hasher},
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
         Mutex,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
+use prometheus::{core::Collector, Histogram, HistogramOpts, HistogramVec};
 use serde::Serialize;
 
 macro_rules! labelled_enum {
@@ -114,9 +116,63 @@ fn counters<const N: usize>() -> [AtomicU64; N] {
     std::array::from_fn(|_| AtomicU64::new(0))
 }
 
-/// Lock-free counters shared by every namespace of one adapter state.
+/// How many own broadcasts are timed at once: enough for a steady sample,
+/// small enough that the bookkeeping stays off the profile.
+const ECHO_SAMPLES: usize = 32;
+/// A timed broadcast whose echo has not come back by then is forgotten
+/// (the subscriber was down, or the echo was dropped).
+const ECHO_EXPIRY: Duration = Duration::from_secs(10);
+
+/// Publish-to-echo timing of this node's own broadcasts, without changing
+/// the wire format: a broadcast is remembered by a hash of its bytes, and
+/// its own echo, which the subscriber drops anyway, closes the measurement.
+#[derive(Debug, Default)]
+struct EchoClock {
+    pending: Mutex<VecDeque<(u64, Instant)>>,
+}
+
+fn payload_hash(payload: &[u8]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    hasher.write(payload);
+    hasher.finish()
+}
+
+impl EchoClock {
+    fn published(&self, payload: &[u8]) {
+        let Ok(mut pending) = self.pending.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        while pending
+            .front()
+            .is_some_and(|(_, at)| now.duration_since(*at) > ECHO_EXPIRY)
+        {
+            pending.pop_front();
+        }
+        if pending.len() < ECHO_SAMPLES {
+            pending.push_back((payload_hash(payload), now));
+        }
+    }
+
+    fn echoed(&self, payload: &[u8]) -> Option<Duration> {
+        let mut pending = self.pending.lock().ok()?;
+        if pending.is_empty() {
+            return None;
+        }
+        let hash = payload_hash(payload);
+        let index = pending.iter().position(|(h, _)| *h == hash)?;
+        let (_, at) = pending.remove(index)?;
+        Some(at.elapsed())
+    }
+}
+
+/// Lock-free counters shared by every namespace of one adapter state, and
+/// the two latency histograms (Prometheus types, registered by the gateway).
 #[derive(Debug)]
 pub struct AdapterMetrics {
+    request_seconds: HistogramVec,
+    delivery_seconds: Histogram,
+    echo_clock: EchoClock,
     published: [AtomicU64; 4],
     received: [AtomicU64; 4],
     garbage: [AtomicU64; 6],
@@ -132,7 +188,35 @@ pub struct AdapterMetrics {
 
 impl Default for AdapterMetrics {
     fn default() -> Self {
+        // Names and buckets are constants: building them cannot fail.
+        #[allow(clippy::expect_used)]
+        let request_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "adapter_request_duration_seconds",
+                "Duration of cluster requests, by type",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["type"],
+        )
+        .expect("valid histogram");
+        #[allow(clippy::expect_used)]
+        let delivery_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "adapter_broadcast_delivery_seconds",
+                "Time from publishing a broadcast on the master to receiving it back on this node's subscriber (sampled)",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                0.5, 1.0,
+            ]),
+        )
+        .expect("valid histogram");
         Self {
+            request_seconds,
+            delivery_seconds,
+            echo_clock: EchoClock::default(),
             published: counters(),
             received: counters(),
             garbage: counters(),
@@ -166,8 +250,22 @@ impl AdapterMetrics {
     }
     pub(crate) fn request_done(&self, kind: RequestKind, outcome: RequestOutcome, took: Duration) {
         self.requests[kind.index()][outcome.index()].fetch_add(1, Relaxed);
+        self.request_seconds
+            .with_label_values(&[kind.as_str()])
+            .observe(took.as_secs_f64());
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.request_micros[kind.index()].fetch_add(micros, Relaxed);
+    }
+    /// A broadcast of this node went out: maybe time its echo.
+    pub(crate) fn broadcast_published(&self, payload: &[u8]) {
+        self.echo_clock.published(payload);
+    }
+    /// This node's own broadcast came back on its subscriber.
+    pub(crate) fn own_echo(&self, payload: &[u8]) {
+        self.dropped(DropReason::OwnEcho);
+        if let Some(took) = self.echo_clock.echoed(payload) {
+            self.delivery_seconds.observe(took.as_secs_f64());
+        }
     }
     pub(crate) fn subscriber_reconnected(&self) {
         self.subscriber_reconnects.fetch_add(1, Relaxed);
@@ -187,6 +285,15 @@ impl AdapterMetrics {
         if let Ok(mut slot) = slot.lock() {
             *slot = endpoint;
         }
+    }
+
+    /// The Prometheus histograms (request durations, broadcast delivery),
+    /// for registration in the exporter's registry.
+    pub fn histograms(&self) -> Vec<Box<dyn Collector>> {
+        vec![
+            Box::new(self.request_seconds.clone()),
+            Box::new(self.delivery_seconds.clone()),
+        ]
     }
 
     /// Number of messages of `kind` published so far.
@@ -308,6 +415,22 @@ pub struct MetricsSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_echoes_are_timed_by_their_bytes() {
+        let metrics = AdapterMetrics::default();
+        metrics.broadcast_published(b"one");
+        metrics.broadcast_published(b"two");
+        metrics.own_echo(b"two");
+        metrics.own_echo(b"unknown");
+        assert_eq!(metrics.delivery_seconds.get_sample_count(), 1);
+        metrics.own_echo(b"one");
+        assert_eq!(metrics.delivery_seconds.get_sample_count(), 2);
+        // Each publish is matched once.
+        metrics.own_echo(b"one");
+        assert_eq!(metrics.delivery_seconds.get_sample_count(), 2);
+        assert_eq!(metrics.dropped_count(DropReason::OwnEcho), 4);
+    }
 
     #[test]
     fn snapshot_reflects_counters() {

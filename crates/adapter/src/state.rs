@@ -616,6 +616,9 @@ impl Shared {
         payload: Vec<u8>,
         kind: MessageKind,
     ) -> Result<(), Error> {
+        if kind == MessageKind::Broadcast {
+            self.metrics.broadcast_published(&payload);
+        }
         let result: Result<i64, _> = self
             .publisher
             .publish(channel, Bytes::from(payload))
@@ -918,7 +921,7 @@ impl Shared {
                 return;
             };
             if wire::peek_uid(&payload) == Some(self.uid.as_str()) {
-                self.metrics.dropped(DropReason::OwnEcho);
+                self.metrics.own_echo(&payload);
                 return;
             }
             let room = match room.strip_suffix('#') {

@@ -1,16 +1,20 @@
-//! The Redis adapter's counters, exported as Prometheus metrics.
+//! The Redis adapter's metrics, exported to Prometheus, and the sampled
+//! replication lag of the replica this gateway subscribes on.
 //!
-//! The adapter counts with plain atomics on its hot path and knows nothing
-//! of Prometheus; at each scrape this exporter copies its snapshot into the
-//! registry (counters advance by the difference since the last scrape, so
-//! they stay monotonic as Prometheus requires).
+//! The adapter counts with plain atomics on its hot path; at each scrape
+//! this exporter copies its snapshot into the registry (counters advance by
+//! the difference since the last scrape, so they stay monotonic as
+//! Prometheus requires). Its two latency histograms are Prometheus types
+//! already and are registered as they are.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use adapter::ClusterHandle;
-use prometheus::{
-    Counter, CounterVec, Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-};
+use fred::prelude::{ClientLike, Config as FredConfig};
+use fred::types::InfoKind;
+use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 /// Adapter metrics in a registry, refreshed on scrape.
 #[derive(Debug)]
@@ -21,7 +25,6 @@ pub struct AdapterExporter {
     decode_errors: IntCounterVec,
     dropped: IntCounterVec,
     requests: IntCounterVec,
-    request_seconds: CounterVec,
     reconnects: IntCounter,
     endpoint: IntGaugeVec,
     nodes: IntGauge,
@@ -31,13 +34,6 @@ pub struct AdapterExporter {
 }
 
 fn advance(counter: &IntCounter, value: u64) {
-    let current = counter.get();
-    if value > current {
-        counter.inc_by(value - current);
-    }
-}
-
-fn advance_f64(counter: &Counter, value: f64) {
     let current = counter.get();
     if value > current {
         counter.inc_by(value - current);
@@ -78,13 +74,6 @@ impl AdapterExporter {
                 Opts::new("adapter_requests_total", "Cluster requests by type and outcome"),
                 &["type", "outcome"],
             )?,
-            request_seconds: CounterVec::new(
-                Opts::new(
-                    "adapter_request_seconds_total",
-                    "Time spent in cluster requests, by type",
-                ),
-                &["type"],
-            )?,
             reconnects: IntCounter::new(
                 "adapter_subscriber_reconnects_total",
                 "Subscriber reconnections, failovers included",
@@ -108,7 +97,9 @@ impl AdapterExporter {
         registry.register(Box::new(exporter.decode_errors.clone()))?;
         registry.register(Box::new(exporter.dropped.clone()))?;
         registry.register(Box::new(exporter.requests.clone()))?;
-        registry.register(Box::new(exporter.request_seconds.clone()))?;
+        for histogram in exporter.cluster.metrics().histograms() {
+            registry.register(histogram)?;
+        }
         registry.register(Box::new(exporter.reconnects.clone()))?;
         registry.register(Box::new(exporter.endpoint.clone()))?;
         registry.register(Box::new(exporter.nodes.clone()))?;
@@ -138,9 +129,6 @@ impl AdapterExporter {
         for ((kind, outcome), value) in &snapshot.requests {
             advance(&self.requests.with_label_values(&[kind, outcome]), *value);
         }
-        for (kind, value) in &snapshot.request_seconds {
-            advance_f64(&self.request_seconds.with_label_values(&[kind]), *value);
-        }
         advance(&self.reconnects, snapshot.subscriber_reconnects);
         self.endpoint.reset();
         if let Some(url) = &snapshot.subscriber_endpoint {
@@ -153,5 +141,99 @@ impl AdapterExporter {
         } else {
             0.0
         });
+    }
+}
+
+/// How often the replication lag is sampled.
+pub const LAG_SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Samples `INFO replication` on the master and on the server the
+/// subscriber is on, and exports the difference of their replication
+/// offsets: how many bytes of the master's stream (PUBLISHes included) the
+/// replica has not applied yet.
+pub fn spawn_replication_lag_sampler(
+    registry: &Registry,
+    cluster: ClusterHandle,
+    master_url: String,
+) -> Result<tokio::task::JoinHandle<()>, prometheus::Error> {
+    let lag = IntGauge::new(
+        "adapter_replication_lag_bytes",
+        "Master replication offset minus the subscribed replica's, sampled (0 when subscribed on the master)",
+    )?;
+    registry.register(Box::new(lag.clone()))?;
+    Ok(tokio::spawn(async move {
+        let mut clients: HashMap<String, fred::clients::Client> = HashMap::new();
+        let mut ticker = tokio::time::interval(LAG_SAMPLE_INTERVAL);
+        loop {
+            ticker.tick().await;
+            let Some(endpoint) = cluster.metrics().subscriber_endpoint() else {
+                continue;
+            };
+            if endpoint == master_url {
+                lag.set(0);
+                continue;
+            }
+            let master = repl_offset(&mut clients, &master_url, "master_repl_offset").await;
+            let replica = repl_offset(&mut clients, &endpoint, "slave_repl_offset").await;
+            if let (Some(master), Some(replica)) = (master, replica) {
+                lag.set((master - replica).max(0));
+            }
+        }
+    }))
+}
+
+/// One field of `INFO replication` of the server at `url`; `None` when the
+/// server cannot be asked (the sample is skipped, the lag keeps its value).
+async fn repl_offset(
+    clients: &mut HashMap<String, fred::clients::Client>,
+    url: &str,
+    field: &str,
+) -> Option<i64> {
+    if !clients.contains_key(url) {
+        let config = FredConfig::from_url(url).ok()?;
+        let client = fred::types::Builder::from_config(config)
+            .with_connection_config(|c| c.connection_timeout = Duration::from_secs(1))
+            .build()
+            .ok()?;
+        client.init().await.ok()?;
+        clients.insert(url.to_owned(), client);
+    }
+    let client = clients.get(url)?;
+    let info: String = match tokio::time::timeout(
+        Duration::from_secs(2),
+        client.info(Some(InfoKind::Replication)),
+    )
+    .await
+    {
+        Ok(Ok(info)) => info,
+        _ => {
+            // Reconnect next time: the server may have moved or died.
+            if let Some(client) = clients.remove(url) {
+                let _ = client.quit().await;
+            }
+            return None;
+        }
+    };
+    parse_info_field(&info, field)
+}
+
+fn parse_info_field(info: &str, field: &str) -> Option<i64> {
+    info.lines().find_map(|line| {
+        let (key, value) = line.trim().split_once(':')?;
+        (key == field).then(|| value.trim().parse().ok())?
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_fields() {
+        let info =
+            "# Replication\r\nrole:slave\r\nslave_repl_offset:1234\r\nmaster_repl_offset:1300\r\n";
+        assert_eq!(parse_info_field(info, "slave_repl_offset"), Some(1234));
+        assert_eq!(parse_info_field(info, "master_repl_offset"), Some(1300));
+        assert_eq!(parse_info_field(info, "missing"), None);
     }
 }

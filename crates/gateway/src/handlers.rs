@@ -55,7 +55,10 @@ pub async fn register<A: Adapter>(socket: SocketRef<A>) -> Result<(), Infallible
 pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(metrics): State<GatewayMetrics>) {
     debug!(ns = socket.ns(), sid = %socket.id, "socket connected");
     metrics.connections.inc();
-    metrics.connected_sockets.with_label_values(&[socket.ns()]).inc();
+    metrics
+        .connected_sockets
+        .with_label_values(&[socket.ns()])
+        .inc();
 }
 
 async fn on_disconnect<A: Adapter>(
@@ -161,7 +164,10 @@ pub fn on_server_side_emit(cluster: &adapter::ClusterHandle, ns: &str, metrics: 
     let uid = cluster.uid().to_owned();
     let namespace = ns.to_owned();
     cluster.on_server_side_emit(ns, move |emit| {
-        metrics.server_side_emits.with_label_values(&[&namespace]).inc();
+        metrics
+            .server_side_emits
+            .with_label_values(&[&namespace])
+            .inc();
         tracing::info!(
             ns = %namespace,
             event = emit.event().unwrap_or("?"),

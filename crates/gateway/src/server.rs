@@ -32,7 +32,7 @@ use tokio::sync::watch;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::{info, warn};
 
-use crate::adapter_metrics::AdapterExporter;
+use crate::adapter_metrics::{spawn_replication_lag_sampler, AdapterExporter};
 use crate::config::GatewayConfig;
 use crate::conn::{ConnectionTracker, TrackedListener};
 use crate::handlers;
@@ -141,11 +141,11 @@ pub async fn run(
                     handlers::on_connect::<RedisAdapter<_>>
                         .with(handlers::register::<RedisAdapter<_>>),
                 )
-                    .await
-                    .map_err(|source| GatewayError::Namespace {
-                        ns: ns.clone(),
-                        source,
-                    })?;
+                .await
+                .map_err(|source| GatewayError::Namespace {
+                    ns: ns.clone(),
+                    source,
+                })?;
             }
             (socket_app(layer, cors), Cluster::Redis { io, cluster })
         }
@@ -161,6 +161,14 @@ pub async fn run(
             handle.clone(),
         )?)),
         None => None,
+    };
+    let lag_sampler = match (&cluster_handle, &config.redis.url) {
+        (Some(handle), Some(master)) => Some(spawn_replication_lag_sampler(
+            metrics.registry(),
+            handle.clone(),
+            master.clone(),
+        )?),
+        _ => None,
     };
     let admin_state = AdminState {
         metrics: metrics.clone(),
@@ -197,6 +205,9 @@ pub async fn run(
     admin_state.draining.store(true, Ordering::Release);
     let _ = stop_accepting_tx.send(true);
     drain_connections(&tracker, drain_period).await;
+    if let Some(sampler) = lag_sampler {
+        sampler.abort();
+    }
     cluster.close().await;
     let _ = stop_admin_tx.send(true);
 
