@@ -121,7 +121,7 @@ start_service() {
     fi
     rm -f "$(pid_file "$name")"
     if port_in_use "$port"; then
-        fail "$name: port $port is already taken by a process this script did not start (choose another port: make up MASTER_PORT=... GATEWAY_A_PORT=..., see deploy/README.md)"
+        fail "$name: port $port is already taken by a process this script did not start (choose another port: make up MASTER_PORT=... GATEWAY_A_PORT=..., see the README)"
     fi
     # A session of its own: a Ctrl-C on `make up` or a closed terminal does
     # not reach the services, only `make down` stops them. (A background
