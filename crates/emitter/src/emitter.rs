@@ -26,16 +26,9 @@ use wire::{
 use crate::config::RedisConfig;
 use crate::error::EmitterError;
 
-/// Event names Socket.IO keeps for itself; emitting them is refused, as in
-/// `@socket.io/redis-emitter`'s `RESERVED_EVENTS`.
-pub const RESERVED_EVENTS: [&str; 6] = [
-    "connect",
-    "connect_error",
-    "disconnect",
-    "disconnecting",
-    "newListener",
-    "removeListener",
-];
+/// Event names Socket.IO reserves (the same list as
+/// `@socket.io/redis-emitter`'s `RESERVED_EVENTS`), shared with the codec.
+pub use protocol::socketio::RESERVED_EVENTS;
 
 /// Whether `event` is one of [`RESERVED_EVENTS`].
 pub fn is_reserved_event(event: &str) -> bool {
@@ -256,6 +249,23 @@ fn build_client(
     let mut redis = fred::types::config::Config::from_url(&config.url)
         .map_err(|err| EmitterError::Config(format!("redis.url: {}", err.details())))?;
     redis.fail_fast = fail_fast;
+    let sentinels = config
+        .sentinel_hosts()
+        .map_err(|err| EmitterError::Config(err.to_string()))?;
+    let uses_sentinel = !sentinels.is_empty();
+    if uses_sentinel {
+        // fred asks the sentinels for the master on every (re)connection, so
+        // a failover only costs the reconnection.
+        redis.server = fred::types::config::ServerConfig::Sentinel {
+            hosts: sentinels
+                .iter()
+                .map(|(host, port)| fred::types::config::Server::new(host.as_str(), *port))
+                .collect(),
+            service_name: config.sentinel_master.clone(),
+            username: None,
+            password: config.sentinel_password.clone(),
+        };
+    }
     let connect_timeout = config.connect_timeout();
     let publish_timeout = config.publish_timeout();
     let mut builder = Builder::from_config(redis);
@@ -272,8 +282,14 @@ fn build_client(
             // Bounds the wait of a publish queued while Redis is unreachable.
             performance.default_command_timeout = publish_timeout;
         })
-        // Unlimited attempts, 100 ms doubling up to 2 s between them.
-        .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2));
+        // Unlimited attempts, 100 ms doubling up to 2 s between them; with
+        // sentinels a steady 100 ms, since the new master is usually up
+        // within a second of the failover and every retry asks the sentinels.
+        .set_policy(if uses_sentinel {
+            ReconnectPolicy::new_constant(0, 100)
+        } else {
+            ReconnectPolicy::new_exponential(0, 100, 2_000, 2)
+        });
     Ok(builder.build()?)
 }
 

@@ -66,13 +66,31 @@ pub const KEYS: &[KeyDoc] = &[
         env: "GATEWAY_REDIS__URL",
         toml: "redis.url",
         default: "(unset)",
-        help: "Redis master to publish on, e.g. redis://127.0.0.1:6379; unset: single node, no Redis",
+        help: "Redis master to publish on, e.g. redis://127.0.0.1:6379 (redis://user:pass@host:port/db for ACL auth and a database, rediss:// for TLS); unset: single node, no Redis. With sentinels only its credentials, database and TLS are used",
+    },
+    KeyDoc {
+        env: "GATEWAY_REDIS__SENTINEL_URLS",
+        toml: "redis.sentinel_urls",
+        default: "(none)",
+        help: "comma-separated Redis Sentinels (redis://host:26379 or host:26379): the master and replicas are discovered and followed across failovers",
+    },
+    KeyDoc {
+        env: "GATEWAY_REDIS__SENTINEL_MASTER",
+        toml: "redis.sentinel_master",
+        default: "mymaster",
+        help: "the master group name the sentinels monitor",
+    },
+    KeyDoc {
+        env: "GATEWAY_REDIS__SENTINEL_PASSWORD",
+        toml: "redis.sentinel_password",
+        default: "(none)",
+        help: "password of the sentinels themselves (their requirepass)",
     },
     KeyDoc {
         env: "GATEWAY_REDIS__REPLICA_URLS",
         toml: "redis.replica_urls",
         default: "(none)",
-        help: "comma-separated replicas to subscribe on (failover in order, then the master)",
+        help: "comma-separated replicas to subscribe on (failover in order, then the master); with sentinels they take precedence over the discovered ones",
     },
     KeyDoc {
         env: "GATEWAY_REDIS__SUBSCRIBER_SELECTION",
@@ -162,13 +180,29 @@ pub struct RedisConfig {
     /// Accept 2014 `socket.io-emitter` messages.
     #[serde(default)]
     pub legacy_emitter: bool,
+    /// Redis Sentinels; when set the master is discovered.
+    #[serde(default)]
+    pub sentinel_urls: Vec<String>,
+    /// The master group name the sentinels monitor.
+    pub sentinel_master: String,
+    /// Password of the sentinels.
+    #[serde(default)]
+    pub sentinel_password: Option<String>,
 }
 
 impl RedisConfig {
-    /// The adapter configuration, when a master is configured.
+    /// The adapter configuration, when a master or sentinels are configured.
     pub fn adapter_config(&self) -> Option<AdapterConfig> {
-        let url = self.url.clone()?;
+        let url = match (&self.url, self.sentinel_urls.is_empty()) {
+            (Some(url), _) => url.clone(),
+            // Only the credentials/db/TLS of `url` matter with sentinels.
+            (None, false) => AdapterConfig::default().url,
+            (None, true) => return None,
+        };
         Some(AdapterConfig {
+            sentinel_urls: self.sentinel_urls.clone(),
+            sentinel_master: self.sentinel_master.clone(),
+            sentinel_password: self.sentinel_password.clone(),
             replica_urls: self.replica_urls.clone(),
             prefix: self.prefix.clone(),
             request_timeout_ms: self.request_timeout_ms,
@@ -236,6 +270,7 @@ impl GatewayConfig {
             .with_list_parse_key("namespaces")
             .with_list_parse_key("cors_origins")
             .with_list_parse_key("redis.replica_urls")
+            .with_list_parse_key("redis.sentinel_urls")
             .try_parsing(true)
             .source(env);
         let config: GatewayConfig = builder.add_source(environment).build()?.try_deserialize()?;
@@ -246,6 +281,24 @@ impl GatewayConfig {
         self.namespaces = non_empty(self.namespaces);
         self.cors_origins = non_empty(self.cors_origins);
         self.redis.replica_urls = non_empty(self.redis.replica_urls);
+        self.redis.sentinel_urls = non_empty(self.redis.sentinel_urls)
+            .into_iter()
+            .map(|url| {
+                if url.contains("://") {
+                    url
+                } else {
+                    format!("redis://{url}")
+                }
+            })
+            .collect();
+        if self
+            .redis
+            .sentinel_password
+            .as_deref()
+            .is_some_and(|p| p.is_empty())
+        {
+            self.redis.sentinel_password = None;
+        }
         if self
             .redis
             .url
@@ -266,10 +319,22 @@ impl GatewayConfig {
         for url in &self.redis.replica_urls {
             check_redis_url("redis.replica_urls", url)?;
         }
-        if self.redis.url.is_none() && !self.redis.replica_urls.is_empty() {
+        for url in &self.redis.sentinel_urls {
+            check_redis_url("redis.sentinel_urls", url)?;
+        }
+        if self.redis.url.is_none()
+            && self.redis.sentinel_urls.is_empty()
+            && !self.redis.replica_urls.is_empty()
+        {
             return invalid(
                 "redis.replica_urls",
-                "replicas are set but redis.url (the master) is not".into(),
+                "replicas are set but neither redis.url (the master) nor redis.sentinel_urls is".into(),
+            );
+        }
+        if !self.redis.sentinel_urls.is_empty() && self.redis.sentinel_master.trim().is_empty() {
+            return invalid(
+                "redis.sentinel_master",
+                "must name the master group when sentinels are set".into(),
             );
         }
         if self.redis.request_timeout_ms == 0 {
@@ -421,6 +486,49 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("redis.replica_urls"), "{err}");
+    }
+
+    #[test]
+    fn sentinels_replace_the_master_url() {
+        let c = GatewayConfig::load_from(
+            None,
+            env(&[
+                (
+                    "GATEWAY_REDIS__SENTINEL_URLS",
+                    "redis://10.0.0.1:26379, 10.0.0.2:26379",
+                ),
+                ("GATEWAY_REDIS__SENTINEL_MASTER", "cluster-a"),
+                ("GATEWAY_REDIS__SENTINEL_PASSWORD", "s3cret"),
+            ]),
+        )
+        .unwrap();
+        let adapter = c.redis.adapter_config().expect("sentinels enable Redis");
+        assert_eq!(
+            adapter.sentinel_urls,
+            vec!["redis://10.0.0.1:26379", "redis://10.0.0.2:26379"]
+        );
+        assert_eq!(adapter.sentinel_master, "cluster-a");
+        assert_eq!(adapter.sentinel_password.as_deref(), Some("s3cret"));
+        assert!(adapter.uses_sentinel());
+
+        let with_auth = GatewayConfig::load_from(
+            None,
+            env(&[
+                ("GATEWAY_REDIS__SENTINEL_URLS", "127.0.0.1:26379"),
+                ("GATEWAY_REDIS__URL", "redis://app:pw@ignored:1/2"),
+            ]),
+        )
+        .unwrap();
+        let adapter = with_auth.redis.adapter_config().unwrap();
+        assert_eq!(adapter.url, "redis://app:pw@ignored:1/2");
+        assert_eq!(adapter.sentinel_master, "mymaster");
+
+        let err = GatewayConfig::load_from(
+            None,
+            env(&[("GATEWAY_REDIS__SENTINEL_URLS", "http://127.0.0.1:26379")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("redis.sentinel_urls"), "{err}");
     }
 
     #[test]

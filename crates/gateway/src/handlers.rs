@@ -28,14 +28,7 @@ pub const MAX_ROOM_LEN: usize = 256;
 
 /// Event names a client may not make the gateway emit through `publish`:
 /// the reserved names of Socket.IO, which clients treat specially.
-pub const RESERVED_EVENTS: &[&str] = &[
-    "connect",
-    "connect_error",
-    "disconnect",
-    "disconnecting",
-    "newListener",
-    "removeListener",
-];
+pub use protocol::socketio::RESERVED_EVENTS;
 
 /// Registers the default event handlers, as a connect *middleware*:
 /// socketioxide awaits middlewares before it answers the client's CONNECT,
@@ -97,17 +90,7 @@ async fn on_join<A: Adapter>(
     ack: AckSender<A>,
     State(metrics): State<GatewayMetrics>,
 ) {
-    metrics
-        .events_received
-        .with_label_values(&[socket.ns()])
-        .inc();
-    match room_name(args.first()) {
-        Ok(room) => {
-            socket.join(room);
-            reply(&metrics, ack, &true);
-        }
-        Err(reason) => reply(&metrics, ack, &reason),
-    }
+    change_rooms(&socket, &args, ack, &metrics, |room| socket.join(room));
 }
 
 async fn on_leave<A: Adapter>(
@@ -116,16 +99,27 @@ async fn on_leave<A: Adapter>(
     ack: AckSender<A>,
     State(metrics): State<GatewayMetrics>,
 ) {
+    change_rooms(&socket, &args, ack, &metrics, |room| socket.leave(room));
+}
+
+/// `join` and `leave`: validate the room name, apply, ack.
+fn change_rooms<A: Adapter>(
+    socket: &SocketRef<A>,
+    args: &EventArgs,
+    ack: AckSender<A>,
+    metrics: &GatewayMetrics,
+    apply: impl FnOnce(String),
+) {
     metrics
         .events_received
         .with_label_values(&[socket.ns()])
         .inc();
     match room_name(args.first()) {
         Ok(room) => {
-            socket.leave(room);
-            reply(&metrics, ack, &true);
+            apply(room);
+            reply(metrics, ack, &true);
         }
-        Err(reason) => reply(&metrics, ack, &reason),
+        Err(reason) => reply(metrics, ack, &reason),
     }
 }
 
