@@ -11,6 +11,7 @@
 pub mod bins;
 pub mod node;
 pub mod redis;
+pub mod sentinel;
 pub mod wait;
 
 use std::net::{Ipv4Addr, TcpListener};
@@ -21,6 +22,7 @@ use anyhow::Context;
 pub use bins::{GatewayProcess, LogTail};
 pub use node::NodePeer;
 pub use redis::{RedisConn, RedisServer, Resp};
+pub use sentinel::{SentinelServer, SentinelTiming};
 pub use wait::{wait_for, wait_until, Deadline};
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.

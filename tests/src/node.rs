@@ -197,14 +197,28 @@ impl NodePeer {
     /// `redis`, driven by JSON-line commands (see the script's header).
     pub async fn redis_emitter(redis: &crate::RedisServer) -> anyhow::Result<Self> {
         let args = ["--redis".to_owned(), redis.url()];
-        Self::spawn("redis_emitter.js", "redis_emitter.js", &args, &[], Some("ready")).await
+        Self::spawn(
+            "redis_emitter.js",
+            "redis_emitter.js",
+            &args,
+            &[],
+            Some("ready"),
+        )
+        .await
     }
 
     /// `legacy_emitter.js`: the 2014 `socket.io-emitter` 0.2.0 on `redis`,
     /// driven by JSON-line commands (see the script's header).
     pub async fn legacy_emitter(redis: &crate::RedisServer) -> anyhow::Result<Self> {
         let args = ["--port".to_owned(), redis.port().to_string()];
-        Self::spawn("legacy_emitter.js", "legacy_emitter.js", &args, &[], Some("ready")).await
+        Self::spawn(
+            "legacy_emitter.js",
+            "legacy_emitter.js",
+            &args,
+            &[],
+            Some("ready"),
+        )
+        .await
     }
 
     /// `decode.js`: the Node decoders' view of bytes (see [`NodePeer::decode`]).

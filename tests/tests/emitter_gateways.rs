@@ -115,7 +115,7 @@ async fn expect_not_before_marker(
 /// What an emitter under test can be asked to do.
 enum Driver {
     Rust(Emitter),
-    Node(NodePeer),
+    Node(Box<NodePeer>),
 }
 
 impl Driver {
@@ -333,7 +333,7 @@ async fn rust_emitter_library_reaches_every_gateway() -> anyhow::Result<()> {
 async fn node_redis_emitter_reaches_every_gateway() -> anyhow::Result<()> {
     let cluster = Cluster::start().await?;
     let node = NodePeer::redis_emitter(&cluster.master).await?;
-    every_call_kind(&cluster, &mut Driver::Node(node)).await
+    every_call_kind(&cluster, &mut Driver::Node(Box::new(node))).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,6 +29,13 @@ pub enum SubscriberSelection {
 #[serde(default)]
 pub struct AdapterConfig {
     /// The master: every PUBLISH goes here, e.g. `redis://127.0.0.1:6379`.
+    ///
+    /// `redis://user:pass@host:port/db` carries ACL credentials (or just
+    /// `:pass@`) and a database number; `rediss://` uses TLS. Pub/sub ignores
+    /// the database number (channels are global to a server), so it only
+    /// changes the `SELECT` each connection sends. With Sentinel
+    /// ([`Self::sentinel_urls`]) the host and port here are not used, but the
+    /// credentials, database and TLS apply to every discovered server.
     pub url: String,
     /// Replicas of `url` that subscribers may use. Empty: subscribe on the
     /// master.
@@ -64,6 +71,18 @@ pub struct AdapterConfig {
     /// Interval of the subscriber's liveness PING; a server that misses two
     /// in a row is abandoned for the next one.
     pub subscriber_ping_interval_ms: u64,
+    /// Redis Sentinel instances (`redis://[user:pass@]host:26379`). When
+    /// set, the master comes from the sentinels rather than [`Self::url`],
+    /// and the replicas too unless [`Self::replica_urls`] is given; both are
+    /// followed across failovers.
+    pub sentinel_urls: Vec<String>,
+    /// The master group name the sentinels monitor.
+    pub sentinel_master: String,
+    /// Password of the sentinels themselves (`requirepass` in sentinel.conf),
+    /// when not given in the sentinel URLs.
+    pub sentinel_password: Option<String>,
+    /// How often the topology is read from a sentinel besides its events.
+    pub sentinel_poll_interval_ms: u64,
 }
 
 impl Default for AdapterConfig {
@@ -79,6 +98,10 @@ impl Default for AdapterConfig {
             buffer_size: 4096,
             connect_timeout_ms: 1000,
             subscriber_ping_interval_ms: 500,
+            sentinel_urls: Vec::new(),
+            sentinel_master: "mymaster".to_owned(),
+            sentinel_password: None,
+            sentinel_poll_interval_ms: 1000,
         }
     }
 }
@@ -97,6 +120,15 @@ impl AdapterConfig {
         Duration::from_millis(self.request_timeout_ms)
     }
 
+    /// Whether the servers are discovered through Redis Sentinel.
+    pub fn uses_sentinel(&self) -> bool {
+        !self.sentinel_urls.is_empty()
+    }
+
+    pub(crate) fn sentinel_poll_interval(&self) -> Duration {
+        Duration::from_millis(self.sentinel_poll_interval_ms.max(100))
+    }
+
     pub(crate) fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms.max(50))
     }
@@ -108,24 +140,40 @@ impl AdapterConfig {
     /// The order in which the broadcast subscriber tries servers, as indexes
     /// into [`Self::replica_urls`] (`None` is the master): the preferred
     /// replica, the following replicas, then the master.
+    #[cfg(test)]
     pub(crate) fn subscriber_candidates(&self, uid: &str, random_seed: u64) -> Vec<Option<usize>> {
-        let replicas = self.replica_urls.len();
-        if replicas == 0 || self.subscriber_selection == SubscriberSelection::Master {
-            // Master first; replicas are still better than nothing when it dies.
-            return std::iter::once(None)
-                .chain((0..replicas).map(Some))
-                .collect();
-        }
-        let preferred = match self.subscriber_selection {
-            SubscriberSelection::First | SubscriberSelection::Master => 0,
-            SubscriberSelection::Hash => (fnv1a(uid.as_bytes()) % replicas as u64) as usize,
-            SubscriberSelection::Random => (random_seed % replicas as u64) as usize,
-        };
-        (0..replicas)
-            .map(|offset| Some((preferred + offset) % replicas))
-            .chain(std::iter::once(None))
-            .collect()
+        candidate_order(
+            self.subscriber_selection,
+            self.replica_urls.len(),
+            uid,
+            random_seed,
+        )
     }
+}
+
+/// The order in which a subscriber tries `replicas` replicas (`Some(index)`)
+/// and the master (`None`) under `selection`.
+pub(crate) fn candidate_order(
+    selection: SubscriberSelection,
+    replicas: usize,
+    uid: &str,
+    random_seed: u64,
+) -> Vec<Option<usize>> {
+    if replicas == 0 || selection == SubscriberSelection::Master {
+        // Master first; replicas are still better than nothing when it dies.
+        return std::iter::once(None)
+            .chain((0..replicas).map(Some))
+            .collect();
+    }
+    let preferred = match selection {
+        SubscriberSelection::First | SubscriberSelection::Master => 0,
+        SubscriberSelection::Hash => (fnv1a(uid.as_bytes()) % replicas as u64) as usize,
+        SubscriberSelection::Random => (random_seed % replicas as u64) as usize,
+    };
+    (0..replicas)
+        .map(|offset| Some((preferred + offset) % replicas))
+        .chain(std::iter::once(None))
+        .collect()
 }
 
 /// FNV-1a: stable across processes and Rust versions, unlike `DefaultHasher`,

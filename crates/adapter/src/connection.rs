@@ -9,6 +9,11 @@
 //! then the master) and subscribes everything again. The set of
 //! subscriptions is owned here, not by the connection, so no reconnect can
 //! lose one (the Node adapter's #446 / socket.io #4845 failure mode).
+//!
+//! With Sentinel the candidates are not a fixed list but are read from the
+//! current [`Topology`] before every connection attempt, and a session also
+//! ends when the topology says its server is gone or was re-pointed to a new
+//! master (its stream of messages would stall or come from a stale master).
 
 use std::{
     collections::BTreeSet,
@@ -36,6 +41,7 @@ use crate::{
     config::AdapterConfig,
     error::Error,
     metrics::{AdapterMetrics, DropReason, GarbageKind},
+    topology::{Topology, TopologyRx},
 };
 
 /// A message as it comes off a subscriber connection.
@@ -53,6 +59,8 @@ pub(crate) type InboundSink = Arc<dyn Fn(Inbound) + Send + Sync>;
 pub(crate) struct Endpoint {
     /// The URL without credentials, for logs and metrics.
     pub label: String,
+    /// `host:port`, what identifies the server across topology changes.
+    pub addr: String,
     pub config: Config,
 }
 
@@ -62,10 +70,77 @@ impl Endpoint {
             url: redact(url),
             source,
         })?;
+        let addr = config
+            .server
+            .hosts()
+            .first()
+            .map(|server| format!("{}:{}", server.host, server.port))
+            .unwrap_or_else(|| redact(url));
         Ok(Self {
             label: redact(url),
+            addr,
             config,
         })
+    }
+}
+
+/// Orders the servers of a topology for one subscriber.
+pub(crate) type CandidateOrder = Box<dyn Fn(&Topology) -> Vec<Endpoint> + Send + Sync>;
+
+/// Which servers a subscriber may use, in order of preference.
+pub(crate) enum Candidates {
+    /// Configured URLs.
+    Fixed(Vec<Endpoint>),
+    /// Whatever the sentinels currently say, ordered by `order`.
+    Discovered {
+        topology: TopologyRx,
+        order: CandidateOrder,
+    },
+}
+
+impl Candidates {
+    fn current(&self) -> Vec<Endpoint> {
+        match self {
+            Self::Fixed(endpoints) => endpoints.clone(),
+            Self::Discovered { topology, order } => order(&topology.borrow()),
+        }
+    }
+
+    /// Why a session on `endpoint`, begun when `master_at_start` was the
+    /// master, should end now; `None` while it is still a good place.
+    fn abandon_reason(&self, endpoint: &Endpoint, master_at_start: &str) -> Option<String> {
+        let Self::Discovered { topology, .. } = self else {
+            return None;
+        };
+        let topology = topology.borrow().clone();
+        if topology.master.addr == endpoint.addr {
+            return None;
+        }
+        if topology.master.addr != master_at_start {
+            return Some(format!(
+                "master moved to {}, this server is re-pointed or gone",
+                topology.master.label
+            ));
+        }
+        let Self::Discovered { order, .. } = self else {
+            return None;
+        };
+        (!order(&topology).iter().any(|e| e.addr == endpoint.addr))
+            .then(|| "server is down or out of sync per the sentinels".to_owned())
+    }
+
+    fn master_addr(&self) -> String {
+        match self {
+            Self::Fixed(_) => String::new(),
+            Self::Discovered { topology, .. } => topology.borrow().master.addr.clone(),
+        }
+    }
+
+    fn topology(&self) -> Option<TopologyRx> {
+        match self {
+            Self::Fixed(_) => None,
+            Self::Discovered { topology, .. } => Some(topology.clone()),
+        }
     }
 }
 
@@ -128,7 +203,7 @@ struct SubscriptionSet {
 pub(crate) struct Subscriber {
     /// `broadcast` or `requests`, for logs.
     role: &'static str,
-    candidates: Vec<Endpoint>,
+    candidates: Candidates,
     subscriptions: Mutex<SubscriptionSet>,
     subscribed: AtomicBool,
     ready: watch::Sender<bool>,
@@ -146,7 +221,12 @@ impl std::fmt::Debug for Subscriber {
             .field("role", &self.role)
             .field(
                 "candidates",
-                &self.candidates.iter().map(|e| &e.label).collect::<Vec<_>>(),
+                &self
+                    .candidates
+                    .current()
+                    .iter()
+                    .map(|e| e.label.clone())
+                    .collect::<Vec<_>>(),
             )
             .field("subscribed", &self.subscribed.load(Ordering::Relaxed))
             .finish()
@@ -155,13 +235,14 @@ impl std::fmt::Debug for Subscriber {
 
 enum SessionEnd {
     Lost(String),
+    Moved(String),
     Shutdown,
 }
 
 impl Subscriber {
     pub(crate) fn new(
         role: &'static str,
-        candidates: Vec<Endpoint>,
+        candidates: Candidates,
         config: &AdapterConfig,
         sink: InboundSink,
         metrics: Arc<AdapterMetrics>,
@@ -264,12 +345,30 @@ impl Subscriber {
             if *self.shutdown.borrow() {
                 return;
             }
-            let Some(endpoint) = self.candidates.get(next).cloned() else {
+            let candidates = self.candidates.current();
+            if candidates.is_empty() {
+                return;
+            }
+            let Some(endpoint) = candidates.get(next % candidates.len()).cloned() else {
                 return;
             };
             let span = tracing::info_span!("redis_subscriber", role = self.role, endpoint = %endpoint.label);
             match self.run_session(&endpoint, sessions).instrument(span).await {
                 Ok(SessionEnd::Shutdown) => return,
+                Ok(SessionEnd::Moved(reason)) => {
+                    // The topology changed: start over from the new
+                    // preferred server rather than the next in the old order.
+                    sessions += 1;
+                    failed_in_a_row = 0;
+                    next = 0;
+                    tracing::warn!(
+                        role = self.role,
+                        endpoint = %endpoint.label,
+                        %reason,
+                        "subscriber leaving its server after a topology change"
+                    );
+                    continue;
+                }
                 Ok(SessionEnd::Lost(reason)) => {
                     sessions += 1;
                     failed_in_a_row = 0;
@@ -290,8 +389,8 @@ impl Subscriber {
                     );
                 }
             }
-            next = (next + 1) % self.candidates.len();
-            if failed_in_a_row >= self.candidates.len() {
+            next = (next + 1) % candidates.len();
+            if failed_in_a_row >= candidates.len() {
                 // Every server refused: back off a little before another round.
                 failed_in_a_row = 0;
                 let mut shutdown = self.shutdown.clone();
@@ -309,6 +408,7 @@ impl Subscriber {
         previous_sessions: u64,
     ) -> Result<SessionEnd, Error> {
         let started = Instant::now();
+        let master_at_start = self.candidates.master_addr();
         let mut config = endpoint.config.clone();
         // RESP3 lets PING run on a subscribed connection like any command.
         config.version = RespVersion::RESP3;
@@ -387,8 +487,18 @@ impl Subscriber {
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut missed = 0u32;
         let mut shutdown = self.shutdown.clone();
+        let mut topology = self.candidates.topology();
         let end = loop {
+            if let Some(reason) = self.candidates.abandon_reason(endpoint, &master_at_start) {
+                break SessionEnd::Moved(reason);
+            }
             tokio::select! {
+                changed = topology_changed(&mut topology) => {
+                    if !changed {
+                        // The watcher is gone (shutdown): nothing more to follow.
+                        topology = None;
+                    }
+                }
                 res = &mut connection => {
                     break SessionEnd::Lost(match res {
                         Ok(Ok(())) => "connection closed".to_owned(),
@@ -422,6 +532,15 @@ impl Subscriber {
             connection.abort();
         }
         Ok(end)
+    }
+}
+
+/// Resolves when the topology changes (`true`) or its watcher ends
+/// (`false`); never for a fixed layout.
+async fn topology_changed(topology: &mut Option<TopologyRx>) -> bool {
+    match topology {
+        Some(rx) => rx.changed().await.is_ok(),
+        None => std::future::pending().await,
     }
 }
 

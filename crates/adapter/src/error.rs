@@ -20,6 +20,9 @@ pub enum Error {
         /// Why fred rejected it.
         source: fred::error::Error,
     },
+    /// No sentinel answered, or they do not know the master group.
+    #[error("sentinel: {0}")]
+    Sentinel(String),
     /// A namespace name cannot be used in a channel name.
     #[error("namespace {0:?} contains '#', which the channel names cannot carry")]
     InvalidNamespace(String),

@@ -5,7 +5,9 @@
 //! Topology: each gateway PUBLISHes on the master and SUBSCRIBEs on one
 //! replica (spread by a hash of the node uid), failing over to the next
 //! replica and then the master when its server dies, and resubscribing
-//! everything on every new connection. See [`AdapterConfig`].
+//! everything on every new connection. With Redis Sentinel
+//! (`sentinel_urls`), the master and the replicas are discovered and followed
+//! across failovers instead. See [`AdapterConfig`].
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,6 +36,7 @@ mod garbage;
 mod metrics;
 mod payload;
 mod state;
+mod topology;
 
 pub use ack::ClusterAckStream;
 pub use adapter::{InitRes, RedisAdapter};

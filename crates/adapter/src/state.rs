@@ -22,12 +22,24 @@ use tracing::Instrument;
 use wire::{Channels, Request, Response};
 
 use crate::{
+    config::candidate_order,
     config::AdapterConfig,
-    connection::{build_counter, build_publisher, Endpoint, Inbound, InboundSink, Subscriber},
+    connection::{
+        build_counter, build_publisher, Candidates, Endpoint, Inbound, InboundSink, Subscriber,
+    },
     error::Error,
     garbage::GarbageLog,
     metrics::{AdapterMetrics, DropReason, GarbageKind, MessageKind, RequestKind, RequestOutcome},
+    topology::{self, SentinelSettings, Topology, TopologyRx},
 };
+
+/// A command connection used for `PUBSUB NUMSUB` on one replica.
+#[derive(Debug, Clone)]
+struct Counter {
+    addr: String,
+    label: String,
+    client: Client,
+}
 
 /// A broadcast waiting for its namespace worker.
 #[derive(Debug)]
@@ -174,7 +186,8 @@ pub(crate) struct Shared {
     pub config: AdapterConfig,
     pub uid: String,
     pub publisher: Client,
-    counters: Vec<(String, Client)>,
+    /// One per replica; follows the topology under Sentinel.
+    counters: RwLock<Vec<Counter>>,
     pub broadcast_subscriber: Arc<Subscriber>,
     pub request_subscriber: Arc<Subscriber>,
     routes: RwLock<HashMap<String, NamespaceRoute>>,
@@ -215,15 +228,45 @@ impl ClusterHandle {
     /// [`Self::readiness`] says so.
     pub async fn connect(config: AdapterConfig) -> Result<Self, Error> {
         let uid = Sid::new().to_string();
-        let master = Endpoint::parse(&config.url)?;
-        let replicas = config
+        let fixed_replicas = config
             .replica_urls
             .iter()
             .map(|url| Endpoint::parse(url))
             .collect::<Result<Vec<_>, _>>()?;
+        let random_seed = Instant::now().elapsed().subsec_nanos() as u64
+            ^ std::process::id() as u64
+            ^ fnv(uid.as_bytes());
+
+        // Where the master is, and whether it can move.
+        let (master, sentinel) = if config.uses_sentinel() {
+            let settings = SentinelSettings::from_config(&config)?;
+            let discovered = tokio::time::timeout(
+                config.connect_timeout() * (settings.sentinels.len() as u32 + 1),
+                topology::discover(&settings),
+            )
+            .await
+            .map_err(|_| Error::Sentinel("timed out asking the sentinels".to_owned()))??;
+            tracing::info!(
+                master = %discovered.master.label,
+                replicas = discovered.replicas.len(),
+                "topology discovered through sentinel"
+            );
+            let master = discovered.master.clone();
+            let (topology_tx, topology_rx) = watch::channel(Arc::new(discovered));
+            (master, Some((settings, topology_tx, topology_rx)))
+        } else {
+            (Endpoint::parse(&config.url)?, None)
+        };
 
         let metrics = Arc::new(AdapterMetrics::default());
-        let publisher = build_publisher(&master, &config)?;
+        let publisher = match &sentinel {
+            Some((settings, _, _)) => {
+                let mut endpoint = master.clone();
+                endpoint.config = settings.publisher_config();
+                build_publisher(&endpoint, &config)?
+            }
+            None => build_publisher(&master, &config)?,
+        };
         let span = tracing::info_span!("redis_publisher", endpoint = %master.label);
         tokio::time::timeout(config.connect_timeout() * 3, publisher.init())
             .instrument(span)
@@ -263,27 +306,63 @@ impl ClusterHandle {
             });
         }
 
-        let counters = replicas
+        // Which servers the subscribers try, in order. Configured replicas
+        // take precedence over discovered ones; the master may still move.
+        let selection = config.subscriber_selection;
+        let (broadcast_candidates, request_candidates, counted_replicas) = match &sentinel {
+            None => {
+                let order = candidate_order(selection, fixed_replicas.len(), &uid, random_seed)
+                    .into_iter()
+                    .map(|choice| match choice {
+                        Some(i) => fixed_replicas[i].clone(),
+                        None => master.clone(),
+                    })
+                    .collect();
+                (
+                    Candidates::Fixed(order),
+                    Candidates::Fixed(vec![master.clone()]),
+                    fixed_replicas.clone(),
+                )
+            }
+            Some((_, _, topology_rx)) => {
+                let order_uid = uid.clone();
+                let fixed = fixed_replicas.clone();
+                let order = move |topology: &Topology| {
+                    let replicas = if fixed.is_empty() {
+                        &topology.replicas
+                    } else {
+                        &fixed
+                    };
+                    candidate_order(selection, replicas.len(), &order_uid, random_seed)
+                        .into_iter()
+                        .map(|choice| match choice {
+                            Some(i) => replicas[i].clone(),
+                            None => topology.master.clone(),
+                        })
+                        .collect()
+                };
+                let counted = if fixed_replicas.is_empty() {
+                    topology_rx.borrow().replicas.clone()
+                } else {
+                    fixed_replicas.clone()
+                };
+                (
+                    Candidates::Discovered {
+                        topology: topology_rx.clone(),
+                        order: Box::new(order),
+                    },
+                    Candidates::Discovered {
+                        topology: topology_rx.clone(),
+                        order: Box::new(|topology: &Topology| vec![topology.master.clone()]),
+                    },
+                    counted,
+                )
+            }
+        };
+        let counters = counted_replicas
             .iter()
-            .map(|endpoint| {
-                let client = build_counter(endpoint, &config)?;
-                // Connect in the background: a dead replica must not block start-up.
-                let _task = client.connect();
-                Ok((endpoint.label.clone(), client))
-            })
+            .map(|endpoint| new_counter(endpoint, &config))
             .collect::<Result<Vec<_>, Error>>()?;
-
-        let random_seed = Instant::now().elapsed().subsec_nanos() as u64
-            ^ std::process::id() as u64
-            ^ fnv(uid.as_bytes());
-        let candidates: Vec<Endpoint> = config
-            .subscriber_candidates(&uid, random_seed)
-            .into_iter()
-            .map(|choice| match choice {
-                Some(i) => replicas[i].clone(),
-                None => master.clone(),
-            })
-            .collect();
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let legacy_channel = wire::legacy_emitter_channel(&config.prefix);
@@ -302,7 +381,7 @@ impl ClusterHandle {
                 } else {
                     "all"
                 },
-                candidates,
+                broadcast_candidates,
                 &config,
                 sink.clone(),
                 metrics.clone(),
@@ -311,7 +390,7 @@ impl ClusterHandle {
             let request_subscriber = if config.requests_on_master {
                 Subscriber::new(
                     "requests",
-                    vec![master.clone()],
+                    request_candidates,
                     &config,
                     sink,
                     metrics.clone(),
@@ -323,7 +402,7 @@ impl ClusterHandle {
             Shared {
                 uid,
                 publisher,
-                counters,
+                counters: RwLock::new(counters),
                 broadcast_subscriber,
                 request_subscriber,
                 routes: RwLock::default(),
@@ -345,11 +424,20 @@ impl ClusterHandle {
                 .add(std::slice::from_ref(&shared.legacy_channel), &[])
                 .await?;
         }
+        if let Some((settings, topology_tx, topology_rx)) = sentinel {
+            topology::spawn_watcher(settings, topology_tx, shared.shutdown.subscribe());
+            spawn_topology_follower(
+                Arc::downgrade(&shared),
+                topology_rx,
+                !shared.config.replica_urls.is_empty(),
+            );
+        }
         let _supervisor = shared.broadcast_subscriber.spawn();
         if shared.config.requests_on_master {
             let _supervisor = shared.request_subscriber.spawn();
         }
-        let wait = shared.config.connect_timeout() * (shared.config.replica_urls.len() as u32 + 2);
+        let known_replicas = shared.counters.read().map(|c| c.len()).unwrap_or(0);
+        let wait = shared.config.connect_timeout() * (known_replicas as u32 + 2);
         let subscribed = shared.broadcast_subscriber.wait_subscribed(wait).await
             && shared.request_subscriber.wait_subscribed(wait).await;
         if !subscribed {
@@ -524,8 +612,14 @@ impl ClusterHandle {
     pub async fn shutdown(&self) {
         self.shared.shutdown.send_replace(true);
         let _ = tokio::time::timeout(Duration::from_secs(1), self.shared.publisher.quit()).await;
-        for (_, counter) in &self.shared.counters {
-            let _ = tokio::time::timeout(Duration::from_millis(200), counter.quit()).await;
+        let counters: Vec<Counter> = self
+            .shared
+            .counters
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_default();
+        for counter in counters {
+            let _ = tokio::time::timeout(Duration::from_millis(200), counter.client.quit()).await;
         }
     }
 }
@@ -725,7 +819,12 @@ impl Shared {
         let span = tracing::debug_span!("redis_numsub", channel = %channel);
         let result = async {
             let master = numsub(&self.publisher, &channel).await;
-            let replicas = futures_util::future::join_all(self.counters.iter().map(|(label, client)| {
+            let counters: Vec<Counter> = self
+                .counters
+                .read()
+                .map(|c| c.clone())
+                .unwrap_or_default();
+            let replicas = futures_util::future::join_all(counters.iter().map(|Counter { label, client, .. }| {
                 let channel = channel.clone();
                 async move {
                     match tokio::time::timeout(self.config.connect_timeout(), numsub(client, &channel)).await {
@@ -1018,6 +1117,81 @@ impl Shared {
     fn route(&self, nsp: &str) -> Option<NamespaceRoute> {
         self.routes.read().ok()?.get(nsp).cloned()
     }
+}
+
+fn new_counter(endpoint: &Endpoint, config: &AdapterConfig) -> Result<Counter, Error> {
+    let client = build_counter(endpoint, config)?;
+    // Connect in the background: a dead replica must not block start-up.
+    let _task = client.connect();
+    Ok(Counter {
+        addr: endpoint.addr.clone(),
+        label: endpoint.label.clone(),
+        client,
+    })
+}
+
+/// Under Sentinel: move the publisher when the master moves, and keep one
+/// node counter per discovered replica.
+fn spawn_topology_follower(shared: Weak<Shared>, mut topology: TopologyRx, fixed_replicas: bool) {
+    tokio::spawn(async move {
+        let mut master = topology.borrow().master.addr.clone();
+        while topology.changed().await.is_ok() {
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let current = topology.borrow_and_update().clone();
+            if current.master.addr != master {
+                master = current.master.addr.clone();
+                tracing::warn!(master = %current.master.label, "master moved, reconnecting the publisher");
+                let publisher = shared.publisher.clone();
+                tokio::spawn(async move {
+                    if let Err(err) = publisher.force_reconnection().await {
+                        tracing::warn!(%err, "publisher reconnection failed, fred keeps retrying");
+                    }
+                });
+            }
+            if fixed_replicas {
+                continue;
+            }
+            let (removed, added) = {
+                let Ok(mut counters) = shared.counters.write() else {
+                    return;
+                };
+                let (kept, removed): (Vec<Counter>, Vec<Counter>) = counters
+                    .drain(..)
+                    .partition(|c| current.replicas.iter().any(|r| r.addr == c.addr));
+                let mut added = Vec::new();
+                *counters = kept;
+                for replica in &current.replicas {
+                    if counters.iter().all(|c| c.addr != replica.addr) {
+                        match new_counter(replica, &shared.config) {
+                            Ok(counter) => {
+                                added.push(counter.label.clone());
+                                counters.push(counter);
+                            }
+                            Err(err) => {
+                                tracing::warn!(replica = %replica.label, %err, "cannot count nodes on replica")
+                            }
+                        }
+                    }
+                }
+                (removed, added)
+            };
+            if !removed.is_empty() || !added.is_empty() {
+                tracing::info!(
+                    added = ?added,
+                    removed = ?removed.iter().map(|c| c.label.as_str()).collect::<Vec<_>>(),
+                    "node counters follow the topology"
+                );
+            }
+            for counter in removed {
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(Duration::from_millis(500), counter.client.quit())
+                        .await;
+                });
+            }
+        }
+    });
 }
 
 async fn numsub(client: &Client, channel: &str) -> Result<usize, Error> {

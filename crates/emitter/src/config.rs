@@ -20,8 +20,11 @@ pub const DEFAULT_PREFIX: &str = "socket.io";
 /// Default listen address of `emitter serve`.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
 
-/// Where the emitter publishes. Later work adds Sentinel, TLS and AUTH here;
-/// the URL already carries a password (`redis://:secret@host:6379/0`).
+/// Where the emitter publishes: a fixed master (`url`), or the master a set
+/// of Redis Sentinels names (`sentinel_urls` + `sentinel_master`), followed
+/// across failovers. The URL carries ACL credentials and a database
+/// (`redis://user:secret@host:6379/2`); with sentinels its host is unused
+/// but its credentials and database apply to the discovered master.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
@@ -35,6 +38,34 @@ pub struct RedisConfig {
     pub publish_timeout_ms: u64,
     /// Timeout of one TCP connection attempt to Redis.
     pub connect_timeout_ms: u64,
+    /// Redis Sentinels (`redis://host:26379` or `host:26379`; a comma-separated
+    /// string in the environment). When set, the master is discovered.
+    #[serde(deserialize_with = "comma_list")]
+    pub sentinel_urls: Vec<String>,
+    /// The master group name the sentinels monitor.
+    pub sentinel_master: String,
+    /// Password of the sentinels themselves.
+    pub sentinel_password: Option<String>,
+}
+
+/// A list given either as a sequence (TOML) or as one comma-separated string
+/// (environment variables, flags).
+fn comma_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(text) => text.split(',').map(str::to_owned).collect(),
+        OneOrMany::Many(items) => items,
+    };
+    Ok(items
+        .into_iter()
+        .map(|item| item.trim().to_owned())
+        .filter(|item| !item.is_empty())
+        .collect())
 }
 
 impl Default for RedisConfig {
@@ -44,6 +75,9 @@ impl Default for RedisConfig {
             prefix: DEFAULT_PREFIX.to_owned(),
             publish_timeout_ms: 5_000,
             connect_timeout_ms: 2_000,
+            sentinel_urls: Vec::new(),
+            sentinel_master: "mymaster".to_owned(),
+            sentinel_password: None,
         }
     }
 }
@@ -67,6 +101,35 @@ impl RedisConfig {
     pub fn with_publish_timeout(mut self, timeout: Duration) -> Self {
         self.publish_timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         self
+    }
+
+    /// Same configuration following the master named `master` through `sentinels`.
+    pub fn with_sentinels(
+        mut self,
+        sentinels: impl IntoIterator<Item = impl Into<String>>,
+        master: impl Into<String>,
+    ) -> Self {
+        self.sentinel_urls = sentinels.into_iter().map(Into::into).collect();
+        self.sentinel_master = master.into();
+        self
+    }
+
+    /// `(host, port)` of every sentinel.
+    pub(crate) fn sentinel_hosts(&self) -> Result<Vec<(String, u16)>, SettingsError> {
+        let mut hosts = Vec::new();
+        for url in &self.sentinel_urls {
+            let url = if url.contains("://") {
+                url.clone()
+            } else {
+                format!("redis://{url}")
+            };
+            let parsed = fred::types::config::Config::from_url(&url)
+                .map_err(|err| SettingsError::invalid("redis.sentinel_urls", err.details()))?;
+            for server in parsed.server.hosts() {
+                hosts.push((server.host.to_string(), server.port));
+            }
+        }
+        Ok(hosts)
     }
 
     pub(crate) fn publish_timeout(&self) -> Duration {
@@ -106,6 +169,23 @@ impl RedisConfig {
             return Err(SettingsError::invalid(
                 "redis.connect_timeout_ms",
                 "must be greater than 0",
+            ));
+        }
+        if let Some(url) = self
+            .sentinel_urls
+            .iter()
+            .find(|url| url.contains("://") && !url.starts_with("redis://"))
+        {
+            return Err(SettingsError::invalid(
+                "redis.sentinel_urls",
+                format!("unsupported sentinel URL {url:?}: expected redis://host:port"),
+            ));
+        }
+        self.sentinel_hosts()?;
+        if !self.sentinel_urls.is_empty() && self.sentinel_master.trim().is_empty() {
+            return Err(SettingsError::invalid(
+                "redis.sentinel_master",
+                "must name the master group when sentinels are set",
             ));
         }
         Ok(())
@@ -300,6 +380,39 @@ mod tests {
         assert!(err.contains("api_token"), "{err}");
         let err = load_error(&[("EMITTER_REDIS__URLL", "redis://x:1")]);
         assert!(err.contains("urll"), "{err}");
+    }
+
+    #[test]
+    fn sentinels_from_the_environment() {
+        let settings = Settings::load(
+            None,
+            env(&[
+                (
+                    "EMITTER_REDIS__SENTINEL_URLS",
+                    "redis://10.0.0.1:26379, 10.0.0.2:26380",
+                ),
+                ("EMITTER_REDIS__SENTINEL_MASTER", "cluster-a"),
+                ("EMITTER_REDIS__SENTINEL_PASSWORD", "pw"),
+            ]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            settings.redis.sentinel_hosts().unwrap(),
+            vec![
+                ("10.0.0.1".to_owned(), 26379),
+                ("10.0.0.2".to_owned(), 26380)
+            ]
+        );
+        assert_eq!(settings.redis.sentinel_master, "cluster-a");
+        assert_eq!(settings.redis.sentinel_password.as_deref(), Some("pw"));
+        let err = load_error(&[("EMITTER_REDIS__SENTINEL_URLS", "http://x:1")]);
+        assert!(err.contains("redis.sentinel_urls"), "{err}");
+        let err = load_error(&[
+            ("EMITTER_REDIS__SENTINEL_URLS", "x:1"),
+            ("EMITTER_REDIS__SENTINEL_MASTER", " "),
+        ]);
+        assert!(err.contains("redis.sentinel_master"), "{err}");
     }
 
     #[test]

@@ -328,7 +328,8 @@ impl GatewayConfig {
         {
             return invalid(
                 "redis.replica_urls",
-                "replicas are set but neither redis.url (the master) nor redis.sentinel_urls is".into(),
+                "replicas are set but neither redis.url (the master) nor redis.sentinel_urls is"
+                    .into(),
             );
         }
         if !self.redis.sentinel_urls.is_empty() && self.redis.sentinel_master.trim().is_empty() {

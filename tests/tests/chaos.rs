@@ -1,0 +1,164 @@
+//! Chaos under load: replicas killed and restarted (full resync) while the
+//! emitter library and a client broadcast a few hundred messages a second;
+//! delivery must come back by itself within a bound, with the loss counted.
+
+#[path = "support/load.rs"]
+mod load;
+
+use std::time::{Duration, Instant};
+
+use e2e::{GatewayProcess, NodePeer, RedisServer};
+use emitter::{Emitter, RedisConfig};
+
+const EMIT_PERIOD: Duration = Duration::from_millis(5);
+const TALK_PERIOD: Duration = Duration::from_millis(20);
+/// Delivery must resume this soon after the fault.
+const RECOVERY_BOUND: Duration = Duration::from_secs(2);
+
+async fn gateway(
+    name: &str,
+    master: &RedisServer,
+    replicas: &[&RedisServer],
+) -> anyhow::Result<GatewayProcess> {
+    let replica_urls = replicas
+        .iter()
+        .map(|r| r.url())
+        .collect::<Vec<_>>()
+        .join(",");
+    GatewayProcess::start(
+        name,
+        &[
+            ("GATEWAY_REDIS__URL", master.url().as_str()),
+            ("GATEWAY_REDIS__REPLICA_URLS", replica_urls.as_str()),
+            ("GATEWAY_REDIS__SUBSCRIBER_SELECTION", "first"),
+        ],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replica_killed_then_restarted_with_full_resync() -> anyhow::Result<()> {
+    let master = RedisServer::master().await?;
+    let mut replica_a = RedisServer::replica_of(&master).await?;
+    let replica_b = RedisServer::replica_of(&master).await?;
+    // gw-a subscribes on replica A (then B, then the master); gw-b on B.
+    let gw_a = gateway("gw-a", &master, &[&replica_a, &replica_b]).await?;
+    let gw_b = gateway("gw-b", &master, &[&replica_b, &replica_a]).await?;
+    let (rec_a, got_a) = load::record(NodePeer::client("watch-a", &gw_a.url(), &[]).await?);
+    let talker = load::talker_load(
+        NodePeer::client("talker", &gw_b.url(), &[]).await?,
+        TALK_PERIOD,
+    );
+    let emitter = Emitter::connect(&RedisConfig::new(master.url())).await?;
+    let emits = load::emitter_load(emitter, EMIT_PERIOD);
+    let warm = Instant::now();
+    load::first_after(&got_a.seq, warm, Duration::from_secs(5)).await?;
+    load::first_after(&got_a.message, warm, Duration::from_secs(5)).await?;
+
+    // 1. kill -9 the replica gw-a subscribes on.
+    let killed = Instant::now();
+    replica_a.kill();
+    let back = load::first_after(
+        &got_a.seq,
+        killed + Duration::from_millis(50),
+        RECOVERY_BOUND * 3,
+    )
+    .await?;
+    let talk_back = load::first_after(
+        &got_a.message,
+        killed + Duration::from_millis(50),
+        RECOVERY_BOUND * 3,
+    )
+    .await?;
+    let end = Instant::now() + Duration::from_secs(1);
+    e2e::wait_until(
+        "a second of load after recovery",
+        Duration::from_secs(3),
+        || async { Instant::now() >= end },
+    )
+    .await?;
+    let gap = load::longest_gap(&got_a.seq, killed, end);
+    let (lost, sent) = load::lost(
+        &emits.log,
+        &got_a.seq,
+        killed - Duration::from_millis(200),
+        end,
+    );
+    let (lost_talk, talked) = load::lost(
+        &talker.log,
+        &got_a.message,
+        killed - Duration::from_millis(200),
+        end,
+    );
+    eprintln!(
+        "[chaos replica kill] gw-a received the emitter again after {:?}, client messages after {:?}; \
+         longest silence {gap:?}; lost emitter {lost}/{sent}, client {lost_talk}/{talked}",
+        back.at.duration_since(killed),
+        talk_back.at.duration_since(killed),
+    );
+    assert!(gap <= RECOVERY_BOUND, "gw-a silent for {gap:?}");
+    // At most what was in flight during the silence: rate x gap, plus slack.
+    let bound = (RECOVERY_BOUND.as_millis() / EMIT_PERIOD.as_millis()) as usize;
+    assert!(
+        lost <= bound,
+        "lost {lost} emitter messages (bound {bound})"
+    );
+
+    // 2. the replica comes back empty (no persistence: full resync); it is
+    // usable again: gw-b moves to it when its own replica B is killed.
+    replica_a.restart().await?;
+    assert!(replica_a.master_link_up().await?);
+    let (rec_b, got_b) = load::record(NodePeer::client("watch-b", &gw_b.url(), &[]).await?);
+    load::first_after(&got_b.seq, Instant::now(), Duration::from_secs(5)).await?;
+    let mut replica_b = replica_b;
+    let killed_b = Instant::now();
+    replica_b.kill();
+    let back_b = load::first_after(
+        &got_b.seq,
+        killed_b + Duration::from_millis(50),
+        RECOVERY_BOUND * 3,
+    )
+    .await?;
+    let back_a = load::first_after(
+        &got_a.seq,
+        killed_b + Duration::from_millis(50),
+        RECOVERY_BOUND * 3,
+    )
+    .await?;
+    let channel = "socket.io-request#/#";
+    // gw-b's next choice is the resynced replica A; gw-a (already on B
+    // after the first fault) goes on to its last candidate, the master.
+    e2e::wait_until(
+        "gw-b subscribed on the resynced replica A, gw-a on the master",
+        Duration::from_secs(5),
+        || async {
+            replica_a.numsub(channel).await.unwrap_or(0) == 1
+                && master.numsub(channel).await.unwrap_or(0) == 1
+        },
+    )
+    .await?;
+    eprintln!(
+        "[chaos replica restart] after replica B died, gw-b received again after {:?}, gw-a after {:?}; \
+         gw-b now subscribed on the resynced replica A",
+        back_b.at.duration_since(killed_b),
+        back_a.at.duration_since(killed_b),
+    );
+    assert!(back_b.at.duration_since(killed_b) <= RECOVERY_BOUND);
+
+    emits.stop().await?;
+    drop(talker.stop().await?);
+    drop(rec_a.stop().await?);
+    drop(rec_b.stop().await?);
+    for received in [&got_a, &got_b] {
+        let disconnects = received
+            .disconnects
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default();
+        assert!(
+            disconnects.is_empty(),
+            "client disconnected: {disconnects:?}"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! Redis Sentinel: three real sentinels, a master and two replicas; the
+//! master is killed under a steady broadcast load from the emitter library
+//! and from a client, and publishing must resume on the promoted replica
+//! without restarting anything.
+
+#[path = "support/load.rs"]
+mod load;
+
+use std::time::{Duration, Instant};
+
+use e2e::{GatewayProcess, NodePeer, RedisServer, SentinelServer, SentinelTiming};
+use emitter::{Emitter, RedisConfig};
+
+const EMIT_PERIOD: Duration = Duration::from_millis(5);
+const TALK_PERIOD: Duration = Duration::from_millis(20);
+
+async fn sentinel_gateway(name: &str, sentinels: &str) -> anyhow::Result<GatewayProcess> {
+    GatewayProcess::start(
+        name,
+        &[
+            ("GATEWAY_REDIS__SENTINEL_URLS", sentinels),
+            ("GATEWAY_REDIS__SENTINEL_MASTER", e2e::sentinel::MASTER_NAME),
+            ("GATEWAY_REDIS__REQUEST_TIMEOUT_MS", "1000"),
+        ],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn master_failover_resumes_publishing_without_restart() -> anyhow::Result<()> {
+    let timing = SentinelTiming::default();
+    let mut master = RedisServer::master().await?;
+    let replica_a = RedisServer::replica_of(&master).await?;
+    let replica_b = RedisServer::replica_of(&master).await?;
+    let sentinels = SentinelServer::start_three(&master, &[&replica_a, &replica_b], timing).await?;
+    let urls = SentinelServer::urls(&sentinels);
+
+    let mut gw_a = sentinel_gateway("gw-a", &urls).await?;
+    let mut gw_b = sentinel_gateway("gw-b", &urls).await?;
+    let (rec_a, got_a) = load::record(NodePeer::client("watch-a", &gw_a.url(), &[]).await?);
+    let (rec_b, got_b) = load::record(NodePeer::client("watch-b", &gw_b.url(), &[]).await?);
+    let talker = load::talker_load(
+        NodePeer::client("talker", &gw_a.url(), &[]).await?,
+        TALK_PERIOD,
+    );
+    let emitter = Emitter::connect(
+        &RedisConfig::new(master.url())
+            .with_sentinels(
+                sentinels.iter().map(SentinelServer::url),
+                e2e::sentinel::MASTER_NAME,
+            )
+            .with_publish_timeout(Duration::from_millis(500)),
+    )
+    .await?;
+    let emits = load::emitter_load(emitter, EMIT_PERIOD);
+
+    // Steady state first: both loads reach the other gateway.
+    let warm = Instant::now();
+    load::first_after(&got_a.seq, warm, Duration::from_secs(5)).await?;
+    load::first_after(&got_b.seq, warm, Duration::from_secs(5)).await?;
+    load::first_after(&got_b.message, warm, Duration::from_secs(5)).await?;
+
+    let old_master = master.port();
+    let killed = Instant::now();
+    master.kill();
+    let new_master = sentinels[0]
+        .wait_new_master(old_master, Duration::from_secs(20))
+        .await?;
+    let promoted = Instant::now();
+
+    // Publishing resumes: the emitter's, and gw-a's (the talker's messages
+    // reach gw-b only through Redis).
+    let bound = Duration::from_millis(timing.down_after_ms) + Duration::from_secs(2);
+    let emitter_back = load::first_after(&emits.log, promoted, Duration::from_secs(10)).await?;
+    let seq_b = load::first_after(&got_b.seq, promoted, Duration::from_secs(10)).await?;
+    let seq_a = load::first_after(&got_a.seq, promoted, Duration::from_secs(10)).await?;
+    let talk_b = load::first_after(&got_b.message, promoted, Duration::from_secs(10)).await?;
+    let settled = Instant::now() + Duration::from_secs(1);
+    e2e::wait_until(
+        "one more second of load",
+        Duration::from_secs(3),
+        || async { Instant::now() >= settled },
+    )
+    .await?;
+
+    let since_kill = |at: Instant| at.duration_since(killed);
+    let gap_a = load::longest_gap(
+        &got_a.seq,
+        killed - Duration::from_millis(500),
+        Instant::now(),
+    );
+    let gap_b = load::longest_gap(
+        &got_b.seq,
+        killed - Duration::from_millis(500),
+        Instant::now(),
+    );
+    let (lost_a, sent) = load::lost(&emits.log, &got_a.seq, killed, settled);
+    let (lost_b, _) = load::lost(&emits.log, &got_b.seq, killed, settled);
+    let (lost_talk, talked) = load::lost(&talker.log, &got_b.message, killed, settled);
+    eprintln!(
+        "[sentinel failover] master {old_master} killed; new master {new_master} named after {:?}; \
+         emitter published again after {:?}, seq on gw-a after {:?}, on gw-b after {:?}, \
+         gw-a's relayed message on gw-b after {:?}; longest silence gw-a {gap_a:?} gw-b {gap_b:?}; \
+         emitter messages acknowledged by Redis and lost: gw-a {lost_a}/{sent}, gw-b {lost_b}/{sent}; \
+         client messages lost on gw-b {lost_talk}/{talked}",
+        since_kill(promoted),
+        since_kill(emitter_back.at),
+        since_kill(seq_a.at),
+        since_kill(seq_b.at),
+        since_kill(talk_b.at),
+    );
+    for (what, at) in [
+        ("emitter", emitter_back.at),
+        ("gw-b receiving the emitter", seq_b.at),
+        ("gw-a receiving the emitter", seq_a.at),
+        ("gw-a publishing", talk_b.at),
+    ] {
+        let after_promotion = at.saturating_duration_since(promoted);
+        assert!(
+            since_kill(at) <= since_kill(promoted) + bound,
+            "{what} resumed {after_promotion:?} after the promotion (bound {bound:?})"
+        );
+    }
+    // Messages Redis acknowledged after the failover are delivered.
+    let (late_lost, late_sent) = load::lost(
+        &emits.log,
+        &got_b.seq,
+        promoted + Duration::from_secs(1),
+        settled,
+    );
+    assert!(late_sent > 0);
+    assert_eq!(
+        late_lost, 0,
+        "messages published after the failover were lost"
+    );
+
+    // Nothing restarted, nobody was disconnected.
+    assert!(gw_a.is_running() && gw_b.is_running(), "a gateway exited");
+    let talker = talker.stop().await?;
+    drop(talker);
+    emits.stop().await?;
+    let _ = rec_a.stop().await?;
+    let _ = rec_b.stop().await?;
+    for received in [&got_a, &got_b] {
+        let disconnects = received
+            .disconnects
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default();
+        assert!(
+            disconnects.is_empty(),
+            "client disconnected: {disconnects:?}"
+        );
+    }
+
+    // The old master comes back and is re-pointed by the sentinels as a replica.
+    master.restart().await?;
+    sentinels[0]
+        .wait_replicas_in_sync(&[old_master], Duration::from_secs(30))
+        .await?;
+    Ok(())
+}
