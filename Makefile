@@ -76,3 +76,13 @@ deploy-check:
 ## test-make-up: `make up` on free ports with the debug binaries, clients on both gateways, emitter, `make down`
 test-make-up:
 	@scripts/test-make-up.sh
+
+.PHONY: bench bench-quick
+
+## bench: every scenario at every load step against rust, node, socketioxide-redis and the floor (~15 min); writes bench/results/<date>.{json,md,svg}
+bench: deps
+	bash bench/run.sh full
+
+## bench-quick: the smallest step of each scenario (a couple of minutes); writes bench/results/<date>-quick.*
+bench-quick: deps
+	bash bench/run.sh quick

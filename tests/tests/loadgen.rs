@@ -70,7 +70,10 @@ impl Cluster {
 async fn loadgen(args: &[&str]) -> anyhow::Result<Value> {
     let dir = std::env::temp_dir().join(format!("loadgen-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let json = dir.join(format!("{}.json", args.join("_").replace(['/', ':', ','], "")));
+    let json = dir.join(format!(
+        "{}.json",
+        args.join("_").replace(['/', ':', ','], "")
+    ));
     let output = tokio::time::timeout(
         RUN_TIMEOUT,
         Command::new(bin_path("loadgen").await?)
@@ -109,7 +112,14 @@ async fn loadgen_counts_every_delivery_on_a_two_gateway_cluster() -> anyhow::Res
     let pids = cluster.pids();
     let master = cluster.master.url();
     let common = [
-        "--url", &urls, "--clients", "40", "--duration", "1.5", "--gateway-pids", &pids,
+        "--url",
+        &urls,
+        "--clients",
+        "40",
+        "--duration",
+        "1.5",
+        "--gateway-pids",
+        &pids,
     ];
 
     // Client-originated fanout: the relay skips the sender, so each message
@@ -126,10 +136,17 @@ async fn loadgen_counts_every_delivery_on_a_two_gateway_cluster() -> anyhow::Res
     assert_eq!(number(step, "received"), published * 39, "{step}");
     assert_eq!(number(step, "lost"), 0, "{step}");
     assert_eq!(number(&step["latency"], "count"), published * 39, "{step}");
-    assert!(step["deliveries_per_cpu_sec"].as_f64().is_some_and(|d| d > 0.0), "{step}");
+    assert!(
+        step["deliveries_per_cpu_sec"]
+            .as_f64()
+            .is_some_and(|d| d > 0.0),
+        "{step}"
+    );
 
     // Emitter-originated fanout on the master: every client, all 40.
-    let mut args = vec!["fanout", "--source", "emitter", "--redis", &master, "--rate", "20"];
+    let mut args = vec![
+        "fanout", "--source", "emitter", "--redis", &master, "--rate", "20",
+    ];
     args.extend_from_slice(&common);
     let report = loadgen(&args).await?;
     let step = &report["steps"][0];
@@ -139,7 +156,15 @@ async fn loadgen_counts_every_delivery_on_a_two_gateway_cluster() -> anyhow::Res
     assert_eq!(number(step, "lost"), 0, "{step}");
 
     // Rooms through the `publish` handler: 40 clients in rooms of 10.
-    let mut args = vec!["rooms", "--room-size", "10", "--publishers", "4", "--rate", "40"];
+    let mut args = vec![
+        "rooms",
+        "--room-size",
+        "10",
+        "--publishers",
+        "4",
+        "--rate",
+        "40",
+    ];
     args.extend_from_slice(&common);
     let report = loadgen(&args).await?;
     assert_eq!(number(&report, "rooms"), 4, "{report}");
@@ -148,7 +173,10 @@ async fn loadgen_counts_every_delivery_on_a_two_gateway_cluster() -> anyhow::Res
     let expected = number(step, "expected");
     // Each publish reaches 9 or 10 members (9 when the sender is one).
     let published = number(step, "published");
-    assert!(expected >= published * 9 && expected <= published * 10, "{step}");
+    assert!(
+        expected >= published * 9 && expected <= published * 10,
+        "{step}"
+    );
     assert_eq!(number(step, "received"), expected, "{step}");
     assert_eq!(number(step, "lost"), 0, "{step}");
     Ok(())

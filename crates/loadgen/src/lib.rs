@@ -1,0 +1,24 @@
+//! Measuring the Socket.IO cluster from the outside.
+//!
+//! The benchmark has to compare our gateways with Node, socketioxide-redis
+//! and a do-nothing floor using one client implementation, so every number
+//! is produced by the same code:
+//!
+//! - [`client`]: a lean Socket.IO v5 / Engine.IO 4 WebSocket client (also
+//!   used by `siocat`);
+//! - [`scenario`]: the `fanout`, `rooms` and `idle` load scenarios and their
+//!   measurements;
+//! - [`payload`] and [`stats`]: timestamped payloads, counters and HDR
+//!   latency histograms;
+//! - [`procfs`]: server CPU time and memory from `/proc`;
+//! - [`floor`]: the minimal relay server used as the machine's limit;
+//! - [`report`]: merging run results into the JSON, markdown table and SVG
+//!   chart of `make bench`.
+
+pub mod client;
+pub mod floor;
+pub mod payload;
+pub mod procfs;
+pub mod report;
+pub mod scenario;
+pub mod stats;

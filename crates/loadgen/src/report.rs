@@ -1,0 +1,677 @@
+//! Merging the run reports of a benchmark into what a reader sees: one JSON
+//! file with every number, a markdown table for the README and an SVG chart
+//! of throughput and p99 against load for each server stack.
+//!
+//! The chart is written by hand as SVG (a few polylines and labels) rather
+//! than through a plotting crate, so the benchmark needs no font or image
+//! libraries on the machine.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::{RunReport, Scenario, Source, StepReport};
+
+/// The latency a step may have and still count towards capacity.
+pub const CAPACITY_P99_MS: f64 = 50.0;
+
+/// Stacks in display order, with their chart colours.
+const STACKS: &[(&str, &str)] = &[
+    ("rust", "#d9480f"),
+    ("node", "#2b8a3e"),
+    ("socketioxide-redis", "#1c7ed6"),
+    ("floor", "#495057"),
+];
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Directory receiving <name>.json, <name>.md and <name>.svg.
+    #[arg(long)]
+    pub out_dir: PathBuf,
+    /// Base name of the outputs, usually the date.
+    #[arg(long)]
+    pub name: String,
+    /// Free text describing the machine (cores, memory, CPU model).
+    #[arg(long, default_value = "")]
+    pub machine: String,
+    /// Free text describing CPU pinning and other conditions.
+    #[arg(long, default_value = "")]
+    pub notes: String,
+    /// Run reports written by `loadgen ... --json`.
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+}
+
+/// Everything a benchmark produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BenchReport {
+    pub name: String,
+    pub machine: String,
+    pub notes: String,
+    pub summary: Summary,
+    pub runs: Vec<RunReport>,
+}
+
+/// The issue's targets, computed from the runs (None where not measured).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Summary {
+    /// Step used for the cost comparison (fanout from clients).
+    pub cost_step: Option<String>,
+    pub cost_vs_node: Option<f64>,
+    pub cost_vs_floor_percent: Option<f64>,
+    /// Highest loss-free step with p99 <= 50 ms, per stack, as offered
+    /// deliveries per second.
+    pub capacity: Vec<(String, f64, String)>,
+    pub capacity_vs_node: Option<f64>,
+    pub rust_p99_ms_1k_clients_100_msgs: Option<f64>,
+    /// Idle RSS per connection (bytes) and at how many connections, per stack.
+    pub idle_rss_per_connection: Vec<(String, f64, u64)>,
+}
+
+/// One point of a sweep: a run's step with what identifies it.
+#[derive(Debug, Clone)]
+struct Point<'a> {
+    run: &'a RunReport,
+    step: &'a StepReport,
+}
+
+impl Point<'_> {
+    fn key(&self) -> (usize, u64, usize) {
+        (
+            self.run.clients,
+            rate_key(self.step.rate_target),
+            self.run.payload_bytes,
+        )
+    }
+
+    fn step_name(&self) -> String {
+        step_name(
+            self.run.clients,
+            self.step.rate_target,
+            self.run.payload_bytes,
+        )
+    }
+
+    /// Deliveries the load asks for per second.
+    fn offered(&self) -> f64 {
+        self.step.expected as f64 / self.step.window_secs.max(1e-9)
+    }
+
+    fn loss_free(&self) -> bool {
+        self.step.lost == 0 && self.step.received > 0
+    }
+
+    fn within_capacity(&self) -> bool {
+        self.loss_free() && self.step.latency.p99_ms <= CAPACITY_P99_MS
+    }
+}
+
+fn rate_key(rate: f64) -> u64 {
+    (rate * 1000.0).round() as u64
+}
+
+fn step_name(clients: usize, rate: f64, payload: usize) -> String {
+    let rate = if rate == 0.0 {
+        "max".to_owned()
+    } else {
+        format!("{rate}")
+    };
+    format!(
+        "{} clients × {rate} msg/s × {} B",
+        human(clients as f64),
+        payload
+    )
+}
+
+fn human(n: f64) -> String {
+    if n >= 1e6 {
+        format!("{:.1}M", n / 1e6)
+    } else if n >= 1e3 {
+        let k = n / 1e3;
+        if (k - k.round()).abs() < 0.05 {
+            format!("{k:.0}k")
+        } else {
+            format!("{k:.1}k")
+        }
+    } else {
+        format!("{n:.0}")
+    }
+}
+
+/// Loads the run files and writes the three outputs.
+pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
+    let mut runs = Vec::new();
+    for path in &args.runs {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let run: RunReport =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        runs.push(run);
+    }
+    let report = build(&args.name, &args.machine, &args.notes, runs);
+    std::fs::create_dir_all(&args.out_dir)?;
+    let base = args.out_dir.join(&args.name);
+    std::fs::write(
+        base.with_extension("json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    std::fs::write(base.with_extension("md"), markdown(&report))?;
+    std::fs::write(base.with_extension("svg"), chart(&report))?;
+    println!("wrote {}.json, .md and .svg", base.display());
+    Ok(())
+}
+
+/// Computes the summary of `runs`.
+pub fn build(name: &str, machine: &str, notes: &str, runs: Vec<RunReport>) -> BenchReport {
+    let summary = summarize(&runs);
+    BenchReport {
+        name: name.to_owned(),
+        machine: machine.to_owned(),
+        notes: notes.to_owned(),
+        summary,
+        runs,
+    }
+}
+
+fn points<'a>(
+    runs: &'a [RunReport],
+    scenario: Scenario,
+    source: Source,
+    label: &str,
+) -> Vec<Point<'a>> {
+    let mut points: Vec<Point<'a>> = runs
+        .iter()
+        .filter(|r| r.scenario == scenario && r.source == source && r.label == label)
+        .flat_map(|run| run.steps.iter().map(move |step| Point { run, step }))
+        .collect();
+    points.sort_by_key(Point::key);
+    points
+}
+
+fn summarize(runs: &[RunReport]) -> Summary {
+    let mut summary = Summary::default();
+    let fanout = |label: &str| points(runs, Scenario::Fanout, Source::Clients, label);
+    let (rust, node, floor) = (fanout("rust"), fanout("node"), fanout("floor"));
+
+    // Cost: at the heaviest step every compared stack delivered loss-free.
+    let cost = |other: &[Point]| {
+        rust.iter().rev().filter(|p| p.loss_free()).find_map(|p| {
+            let o = other.iter().find(|o| o.key() == p.key() && o.loss_free())?;
+            let ratio = p.step.deliveries_per_cpu_sec? / o.step.deliveries_per_cpu_sec?;
+            Some((p.step_name(), ratio))
+        })
+    };
+    if let Some((step, ratio)) = cost(&node) {
+        summary.cost_step = Some(step);
+        summary.cost_vs_node = Some(ratio);
+    }
+    summary.cost_vs_floor_percent = cost(&floor).map(|(_, ratio)| ratio * 100.0);
+
+    for (label, _) in STACKS {
+        let best = fanout(label)
+            .into_iter()
+            .filter(Point::within_capacity)
+            .max_by(|a, b| a.offered().total_cmp(&b.offered()));
+        if let Some(best) = best {
+            summary
+                .capacity
+                .push(((*label).to_owned(), best.offered(), best.step_name()));
+        }
+    }
+    let capacity_of = |label: &str| {
+        summary
+            .capacity
+            .iter()
+            .find(|(l, _, _)| l == label)
+            .map(|(_, c, _)| *c)
+    };
+    summary.capacity_vs_node = capacity_of("rust")
+        .zip(capacity_of("node"))
+        .map(|(r, n)| r / n);
+    summary.rust_p99_ms_1k_clients_100_msgs = rust
+        .iter()
+        .find(|p| p.run.clients == 1000 && rate_key(p.step.rate_target) == rate_key(100.0))
+        .map(|p| p.step.latency.p99_ms);
+
+    for (label, _) in STACKS {
+        let idle = runs
+            .iter()
+            .filter(|r| r.scenario == Scenario::Idle && r.label == *label)
+            .max_by_key(|r| r.connected);
+        if let Some(run) = idle {
+            if let Some(bytes) = run.rss_per_connection_bytes {
+                summary
+                    .idle_rss_per_connection
+                    .push(((*label).to_owned(), bytes, run.connected));
+            }
+        }
+    }
+    summary
+}
+
+fn opt(value: Option<f64>, digits: usize) -> String {
+    value.map_or_else(|| "–".to_owned(), |v| format!("{v:.digits$}"))
+}
+
+/// The README table.
+pub fn markdown(report: &BenchReport) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "## Benchmark {}\n", report.name);
+    if !report.machine.is_empty() {
+        let _ = writeln!(md, "Machine: {}\n", report.machine);
+    }
+    if !report.notes.is_empty() {
+        let _ = writeln!(md, "{}\n", report.notes);
+    }
+    let s = &report.summary;
+    let _ = writeln!(md, "### Targets\n");
+    let _ = writeln!(md, "| target | goal | measured |\n|---|---|---|");
+    let _ = writeln!(
+        md,
+        "| cost: deliveries per gateway CPU-second vs Node | ≥ 5× | {}{} |",
+        opt(s.cost_vs_node, 2).replace('–', "not measured"),
+        s.cost_step
+            .as_deref()
+            .map_or(String::new(), |st| format!("× (at {st})"))
+    );
+    let _ = writeln!(
+        md,
+        "| cost vs the floor | ≥ 50 % | {} % |",
+        opt(s.cost_vs_floor_percent, 0)
+    );
+    let capacity: Vec<String> = s
+        .capacity
+        .iter()
+        .map(|(label, offered, step)| format!("{label}: {} deliveries/s ({step})", human(*offered)))
+        .collect();
+    let _ = writeln!(
+        md,
+        "| capacity (highest loss-free step, p99 ≤ {CAPACITY_P99_MS} ms) vs Node | ≥ 5× | {}× — {} |",
+        opt(s.capacity_vs_node, 2),
+        if capacity.is_empty() { "–".to_owned() } else { capacity.join("; ") }
+    );
+    let _ = writeln!(
+        md,
+        "| p99 at 1k clients × 100 msg/s | ≤ 5 ms | {} ms |",
+        opt(s.rust_p99_ms_1k_clients_100_msgs, 2)
+    );
+    let idle: Vec<String> = s
+        .idle_rss_per_connection
+        .iter()
+        .map(|(label, bytes, conns)| {
+            format!(
+                "{label}: {:.1} KB at {} conns",
+                bytes / 1024.0,
+                human(*conns as f64)
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        md,
+        "| gateway RSS per idle WebSocket (target at 50k) | ≤ 8 KB | {} |\n",
+        if idle.is_empty() {
+            "–".to_owned()
+        } else {
+            idle.join("; ")
+        }
+    );
+
+    let mut groups: BTreeSet<(Scenario, Source)> = BTreeSet::new();
+    for run in &report.runs {
+        if run.scenario != Scenario::Idle {
+            groups.insert((run.scenario, run.source));
+        }
+    }
+    for (scenario, source) in groups {
+        let _ = writeln!(
+            md,
+            "### {} from {}\n",
+            format!("{scenario:?}").to_lowercase(),
+            format!("{source:?}").to_lowercase()
+        );
+        let _ = writeln!(
+            md,
+            "| load | stack | deliveries/s | p50 ms | p99 ms | max ms | lost | gateway CPU s | deliveries/CPU-s | % of floor |"
+        );
+        let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let floor = points(&report.runs, scenario, source, "floor");
+        let mut all: Vec<Point> = STACKS
+            .iter()
+            .flat_map(|(label, _)| points(&report.runs, scenario, source, label))
+            .collect();
+        let order = |label: &str| {
+            STACKS
+                .iter()
+                .position(|(l, _)| *l == label)
+                .unwrap_or(usize::MAX)
+        };
+        all.sort_by_key(|p| (p.key(), order(&p.run.label)));
+        for p in all {
+            let of_floor = floor.iter().find(|f| f.key() == p.key()).and_then(|f| {
+                Some(p.step.deliveries_per_cpu_sec? / f.step.deliveries_per_cpu_sec? * 100.0)
+            });
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} |",
+                p.step_name(),
+                p.run.label,
+                p.step.deliveries_per_sec,
+                p.step.latency.p50_ms,
+                p.step.latency.p99_ms,
+                p.step.latency.max_ms,
+                p.step.lost,
+                opt(p.step.gateway_cpu_secs, 2),
+                opt(p.step.deliveries_per_cpu_sec, 0),
+                opt(of_floor, 0),
+            );
+        }
+        md.push('\n');
+    }
+
+    let idle: Vec<&RunReport> = report
+        .runs
+        .iter()
+        .filter(|r| r.scenario == Scenario::Idle)
+        .collect();
+    if !idle.is_empty() {
+        let _ = writeln!(md, "### idle connections\n");
+        let _ = writeln!(md, "| stack | connected | errors | connects/s | RSS before → connected (KiB, per server) | RSS per connection |");
+        let _ = writeln!(md, "|---|---:|---:|---:|---|---:|");
+        for run in idle {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.0} | {:?} → {:?} | {} |",
+                run.label,
+                run.connected,
+                run.connect_errors,
+                run.connects_per_sec,
+                run.gateway_rss_before_kib,
+                run.gateway_rss_connected_kib,
+                run.rss_per_connection_bytes
+                    .map_or("–".to_owned(), |b| format!("{:.1} KB", b / 1024.0)),
+            );
+        }
+        md.push('\n');
+    }
+    md
+}
+
+/// Reads the plotted value of a point.
+type Metric = fn(&Point) -> f64;
+
+/// Throughput and p99 of the client fanout sweep, one line per stack.
+pub fn chart(report: &BenchReport) -> String {
+    let series: Vec<(&str, &str, Vec<Point>)> = STACKS
+        .iter()
+        .map(|(label, colour)| {
+            (
+                *label,
+                *colour,
+                points(&report.runs, Scenario::Fanout, Source::Clients, label),
+            )
+        })
+        .filter(|(_, _, points)| !points.is_empty())
+        .collect();
+    let mut keys: Vec<(usize, u64, usize)> = series
+        .iter()
+        .flat_map(|(_, _, points)| points.iter().map(Point::key))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+
+    let (panel_w, panel_h, margin_l, margin_t, margin_b) = (520.0, 300.0, 70.0, 50.0, 120.0);
+    let width = 2.0 * (panel_w + margin_l) + 40.0;
+    let height = panel_h + margin_t + margin_b + 40.0;
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">"#
+    );
+    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        svg,
+        r#"<text x="{}" y="20" font-size="14" text-anchor="middle">fanout from clients — {} (filled: no loss; hollow: messages lost)</text>"#,
+        width / 2.0,
+        xml(&report.name)
+    );
+    if keys.is_empty() {
+        svg.push_str("</svg>\n");
+        return svg;
+    }
+    let panels: [(&str, Metric); 2] = [
+        ("deliveries per second", |p| p.step.deliveries_per_sec),
+        ("p99 latency (ms)", |p| p.step.latency.p99_ms),
+    ];
+    for (panel, (title, value)) in panels.iter().enumerate() {
+        let x0 = margin_l + panel as f64 * (panel_w + margin_l + 20.0);
+        let y0 = margin_t;
+        let values: Vec<f64> = series
+            .iter()
+            .flat_map(|(_, _, points)| points.iter().map(value))
+            .filter(|v| *v > 0.0)
+            .collect();
+        let lo = values
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min)
+            .max(1e-3);
+        let hi = values.iter().copied().fold(0.0, f64::max).max(lo * 10.0);
+        let (log_lo, log_hi) = (lo.log10().floor(), hi.log10().ceil());
+        let y_of = |v: f64| {
+            let v = v.max(10f64.powf(log_lo)).log10();
+            y0 + panel_h - (v - log_lo) / (log_hi - log_lo).max(1.0) * panel_h
+        };
+        let step_w = panel_w / keys.len() as f64;
+        let x_of = |key: &(usize, u64, usize)| {
+            let index = keys.iter().position(|k| k == key).unwrap_or(0);
+            x0 + step_w * (index as f64 + 0.5)
+        };
+        let _ = writeln!(
+            svg,
+            r#"<text x="{}" y="{}" font-size="13" text-anchor="middle">{title} (log scale)</text>"#,
+            x0 + panel_w / 2.0,
+            y0 - 10.0
+        );
+        let _ = writeln!(
+            svg,
+            r##"<rect x="{x0}" y="{y0}" width="{panel_w}" height="{panel_h}" fill="none" stroke="#868e96"/>"##
+        );
+        let mut decade = log_lo;
+        while decade <= log_hi {
+            let y = y_of(10f64.powf(decade));
+            let _ = writeln!(
+                svg,
+                r##"<line x1="{x0}" x2="{}" y1="{y}" y2="{y}" stroke="#e9ecef"/><text x="{}" y="{}" text-anchor="end">{}</text>"##,
+                x0 + panel_w,
+                x0 - 5.0,
+                y + 4.0,
+                human(10f64.powf(decade))
+                    .replace("0.0", "0")
+                    .replace("1e-3", "0.001")
+            );
+            decade += 1.0;
+        }
+        for key in &keys {
+            let x = x_of(key);
+            let name = step_name(key.0, key.1 as f64 / 1000.0, key.2);
+            let _ = writeln!(
+                svg,
+                r#"<text transform="translate({x},{}) rotate(40)" font-size="10">{}</text>"#,
+                y0 + panel_h + 12.0,
+                xml(&name)
+            );
+        }
+        for (_, colour, points) in &series {
+            // Lines join steps of the same client count only.
+            let mut path = String::new();
+            let mut last_clients = None;
+            for p in points {
+                let (x, y) = (x_of(&p.key()), y_of(value(p)));
+                let command = if last_clients == Some(p.run.clients) {
+                    'L'
+                } else {
+                    'M'
+                };
+                let _ = write!(path, "{command}{x:.1},{y:.1} ");
+                last_clients = Some(p.run.clients);
+            }
+            let _ = writeln!(
+                svg,
+                r#"<path d="{path}" fill="none" stroke="{colour}" stroke-width="2"/>"#
+            );
+            for p in points {
+                let (x, y) = (x_of(&p.key()), y_of(value(p)));
+                let fill = if p.loss_free() { *colour } else { "white" };
+                let _ = writeln!(
+                    svg,
+                    r#"<circle cx="{x:.1}" cy="{y:.1}" r="4" fill="{fill}" stroke="{colour}" stroke-width="2"/>"#
+                );
+            }
+        }
+    }
+    for (index, (label, colour, _)) in series.iter().enumerate() {
+        let x = margin_l + index as f64 * 170.0;
+        let y = height - 15.0;
+        let _ = writeln!(
+            svg,
+            r#"<rect x="{x}" y="{}" width="14" height="4" fill="{colour}"/><text x="{}" y="{y}">{}</text>"#,
+            y - 4.0,
+            x + 20.0,
+            xml(label)
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+fn xml(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::LatencySummary;
+
+    fn run(
+        label: &str,
+        scenario: Scenario,
+        clients: usize,
+        steps: &[(f64, u64, u64, f64, f64)],
+    ) -> RunReport {
+        RunReport {
+            label: label.into(),
+            scenario,
+            source: Source::Clients,
+            clients,
+            connected: clients as u64,
+            connect_errors: 0,
+            connect_secs: 1.0,
+            connects_per_sec: clients as f64,
+            publishers: 1,
+            payload_bytes: 1000,
+            rooms: 0,
+            rooms_per_client: 0,
+            join_errors: 0,
+            gateway_rss_before_kib: vec![1000],
+            gateway_rss_connected_kib: vec![1000 + clients as u64 * 4],
+            rss_per_connection_bytes: Some(4096.0),
+            disconnects: 0,
+            steps: steps
+                .iter()
+                .map(|&(rate, expected, received, p99, cpu)| StepReport {
+                    rate_target: rate,
+                    window_secs: 10.0,
+                    published: 0,
+                    publish_errors: 0,
+                    publish_rate: rate,
+                    expected,
+                    received,
+                    lost: expected - received,
+                    stale: 0,
+                    deliveries_per_sec: received as f64 / 10.0,
+                    latency: LatencySummary {
+                        count: received,
+                        p99_ms: p99,
+                        ..Default::default()
+                    },
+                    gateway_cpu_secs: Some(cpu),
+                    deliveries_per_cpu_sec: Some(received as f64 / cpu),
+                    redis_cpu_secs: None,
+                    loadgen_cpu_secs: None,
+                    per_client_bytes_per_sec: 0.0,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn summary_compares_stacks_at_common_steps() {
+        let runs = vec![
+            run(
+                "rust",
+                Scenario::Fanout,
+                1000,
+                &[
+                    (10.0, 100_000, 100_000, 2.0, 1.0),
+                    (100.0, 1_000_000, 1_000_000, 4.0, 5.0),
+                ],
+            ),
+            run(
+                "node",
+                Scenario::Fanout,
+                1000,
+                &[
+                    (10.0, 100_000, 100_000, 8.0, 4.0),
+                    (100.0, 1_000_000, 900_000, 900.0, 10.0),
+                ],
+            ),
+            run(
+                "floor",
+                Scenario::Fanout,
+                1000,
+                &[
+                    (10.0, 100_000, 100_000, 1.0, 0.5),
+                    (100.0, 1_000_000, 1_000_000, 1.0, 2.5),
+                ],
+            ),
+            run("rust", Scenario::Idle, 5000, &[]),
+        ];
+        let report = build("test", "2 cores", "", runs);
+        let s = &report.summary;
+        // Node lost messages at 100 msg/s: compared at 10 msg/s (4x).
+        assert_eq!(s.cost_vs_node, Some(4.0));
+        assert!(s
+            .cost_step
+            .as_deref()
+            .is_some_and(|st| st.contains("10 msg/s")));
+        // The floor was loss-free at 100: 200000/s vs 400000/s per CPU-s.
+        assert_eq!(s.cost_vs_floor_percent, Some(50.0));
+        assert_eq!(s.capacity_vs_node, Some(10.0));
+        assert_eq!(s.rust_p99_ms_1k_clients_100_msgs, Some(4.0));
+        assert_eq!(
+            s.idle_rss_per_connection,
+            vec![("rust".to_owned(), 4096.0, 5000)]
+        );
+
+        let md = markdown(&report);
+        assert!(
+            md.contains("| 1k clients × 100 msg/s × 1000 B | node | 90000 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| ≥ 5× | 4.00× (at 1k clients × 10 msg/s × 1000 B) |"),
+            "{md}"
+        );
+        let svg = chart(&report);
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        // Two panels × three stacks, one line each; node's lossy point hollow.
+        assert_eq!(svg.matches("<path").count(), 6);
+        assert_eq!(svg.matches(r##"fill="white" stroke="#2b8a3e""##).count(), 2);
+    }
+}
