@@ -120,6 +120,8 @@ async fn metrics_follow_the_traffic() -> anyhow::Result<()> {
     })
     .await?;
     wait_metric(&b, "socketio_bytes_sent_total", |v| v > 0.0).await?;
+    // B handed the 5 relayed messages to its one client.
+    wait_metric(&b, "socketio_packets_sent_total", |v| v >= 5.0).await?;
     // Own broadcasts echoed by the subscriber are timed, and the replica's
     // lag is sampled (small: nothing is written but these PUBLISHes).
     wait_metric(&a, "adapter_broadcast_delivery_seconds_count", |v| v >= 1.0).await?;

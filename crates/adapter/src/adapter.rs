@@ -332,12 +332,18 @@ impl<E: SocketEmitter> RedisAdapter<E> {
         };
         self.ensure_id_rooms(rooms.iter().chain(except));
         let packet = Packet::event(self.local.path().clone(), value);
-        if let Err(errors) = self
-            .local
-            .broadcast(packet, local_opts(rooms, except, volatile))
-        {
+        let opts = local_opts(rooms, except, volatile);
+        self.count_deliveries(&opts);
+        if let Err(errors) = self.local.broadcast(packet, opts) {
             tracing::debug!(nsp = %self.nsp, failed = errors.len(), "some local sockets could not take a remote broadcast");
         }
+    }
+
+    /// Counts the local sockets a broadcast is about to reach (socketioxide
+    /// reports no count from its send path).
+    fn count_deliveries(&self, opts: &BroadcastOptions) {
+        let recipients = self.local.sockets(opts.clone()).len();
+        self.shared.metrics.delivered_locally(recipients as u64);
     }
 
     fn on_control(self: &Arc<Self>, item: ControlItem) {
@@ -681,6 +687,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
                 published = self.publish_broadcast(&packet, rooms, except, &opts).await;
             }
         }
+        self.count_deliveries(&opts);
         self.local.broadcast(packet, opts)?;
         published.map_err(|e| BroadcastError::Adapter(e.into()))
     }

@@ -180,6 +180,7 @@ pub struct AdapterMetrics {
     requests: [[AtomicU64; 3]; 5],
     request_micros: [AtomicU64; 5],
     subscriber_reconnects: AtomicU64,
+    local_deliveries: AtomicU64,
     last_counted_nodes: AtomicU64,
     publisher_connected: AtomicBool,
     subscriber_endpoint: Mutex<Option<String>>,
@@ -224,6 +225,7 @@ impl Default for AdapterMetrics {
             requests: std::array::from_fn(|_| counters()),
             request_micros: counters(),
             subscriber_reconnects: AtomicU64::new(0),
+            local_deliveries: AtomicU64::new(0),
             last_counted_nodes: AtomicU64::new(0),
             publisher_connected: AtomicBool::new(false),
             subscriber_endpoint: Mutex::new(None),
@@ -266,6 +268,9 @@ impl AdapterMetrics {
         if let Some(took) = self.echo_clock.echoed(payload) {
             self.delivery_seconds.observe(took.as_secs_f64());
         }
+    }
+    pub(crate) fn delivered_locally(&self, sockets: u64) {
+        self.local_deliveries.fetch_add(sockets, Relaxed);
     }
     pub(crate) fn subscriber_reconnected(&self) {
         self.subscriber_reconnects.fetch_add(1, Relaxed);
@@ -315,6 +320,10 @@ impl AdapterMetrics {
     /// Number of requests of `kind` that ended with `outcome`.
     pub fn request_count(&self, kind: RequestKind, outcome: RequestOutcome) -> u64 {
         self.requests[kind.index()][outcome.index()].load(Relaxed)
+    }
+    /// Packets handed to local sockets by broadcasts (local and remote).
+    pub fn local_deliveries(&self) -> u64 {
+        self.local_deliveries.load(Relaxed)
     }
     /// How many times a subscriber connected after its first connection.
     pub fn subscriber_reconnects(&self) -> u64 {

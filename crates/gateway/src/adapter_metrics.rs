@@ -29,8 +29,12 @@ pub struct AdapterExporter {
     endpoint: IntGaugeVec,
     nodes: IntGauge,
     publisher_up: Gauge,
-    // Serialises refreshes so two scrapes never add the same difference.
-    refresh: Mutex<()>,
+    /// The gateway's `socketio_packets_sent_total`, which also counts the
+    /// adapter's local broadcast deliveries.
+    packets_sent: IntCounter,
+    // Serialises refreshes so two scrapes never add the same difference;
+    // holds the local deliveries already added to `packets_sent`.
+    refresh: Mutex<u64>,
 }
 
 fn advance(counter: &IntCounter, value: u64) {
@@ -45,6 +49,7 @@ impl AdapterExporter {
     pub fn register(
         registry: &Registry,
         cluster: ClusterHandle,
+        packets_sent: IntCounter,
     ) -> Result<Self, prometheus::Error> {
         let exporter = Self {
             cluster,
@@ -90,7 +95,8 @@ impl AdapterExporter {
                 "adapter_publisher_connected",
                 "1 while the publisher connection to the master is up",
             )?,
-            refresh: Mutex::new(()),
+            packets_sent,
+            refresh: Mutex::new(0),
         };
         registry.register(Box::new(exporter.published.clone()))?;
         registry.register(Box::new(exporter.received.clone()))?;
@@ -110,9 +116,13 @@ impl AdapterExporter {
 
     /// Copies the adapter's current counters into the registry.
     pub fn refresh(&self) {
-        let Ok(_guard) = self.refresh.lock() else {
+        let Ok(mut counted_deliveries) = self.refresh.lock() else {
             return;
         };
+        let deliveries = self.cluster.metrics().local_deliveries();
+        self.packets_sent
+            .inc_by(deliveries.saturating_sub(*counted_deliveries));
+        *counted_deliveries = deliveries;
         let snapshot = self.cluster.metrics().snapshot();
         for (kind, value) in &snapshot.published {
             advance(&self.published.with_label_values(&[kind]), *value);

@@ -22,8 +22,8 @@ pub struct GatewayMetrics {
     /// `socketio_server_side_emits_received_total{namespace}`: server-side
     /// emits from other nodes and emitters.
     pub server_side_emits: IntCounterVec,
-    /// `socketio_packets_sent_total`: packets the default handlers emit
-    /// directly (acks) plus local deliveries of broadcasts.
+    /// `socketio_packets_sent_total`: acks sent by the default handlers plus,
+    /// in Redis mode, the packets broadcasts hand to local sockets.
     pub packets_sent: IntCounter,
     /// `socketio_bytes_received_total` / `socketio_bytes_sent_total`, counted
     /// on the socket listener's TCP streams.
@@ -65,7 +65,7 @@ impl GatewayMetrics {
         )?;
         let packets_sent = IntCounter::new(
             "socketio_packets_sent_total",
-            "Socket.IO packets sent to clients (acks and local broadcast deliveries)",
+            "Socket.IO packets sent to clients: acks and (Redis mode) broadcast deliveries to local sockets",
         )?;
         let bytes = ByteCounters {
             received: IntCounter::new(
