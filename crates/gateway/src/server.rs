@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use adapter::{ClusterHandle, RedisAdapter};
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -53,7 +53,7 @@ pub enum GatewayError {
     #[error("configuration key `cors_origins`: `{0}` is not a valid origin")]
     CorsOrigin(String),
     /// Redis could not be reached at start.
-    #[error("redis: {0}")]
+    #[error("cannot connect to redis: {0}")]
     Redis(adapter::Error),
     /// The adapter of a namespace could not subscribe.
     #[error("namespace {ns}: {source}")]
@@ -159,6 +159,7 @@ pub async fn run(
         Some(handle) => Some(Arc::new(AdapterExporter::register(
             metrics.registry(),
             handle.clone(),
+            metrics.packets_sent.clone(),
         )?)),
         None => None,
     };
@@ -277,7 +278,52 @@ fn admin_app(state: AdminState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/cluster/nodes", get(cluster_nodes))
         .with_state(state)
+}
+
+/// `?nsp=/admin` for [`cluster_nodes`]; the main namespace by default.
+#[derive(Debug, serde::Deserialize)]
+struct NodesQuery {
+    #[serde(default = "main_namespace")]
+    nsp: String,
+}
+
+fn main_namespace() -> String {
+    "/".to_owned()
+}
+
+/// `GET /cluster/nodes`: how many nodes serve a namespace, counted through
+/// Redis like `io.of(nsp).serverCount()`. It lets an operator (and the stall
+/// test) see a cross-node request end in bounded time when Redis does not
+/// answer: 504 after the request timeout rather than a hung probe.
+async fn cluster_nodes(
+    State(state): State<AdminState>,
+    Query(query): Query<NodesQuery>,
+) -> impl IntoResponse {
+    let Some(cluster) = &state.cluster else {
+        return (StatusCode::OK, Json(json!({"nodes": 1, "mode": "single"})));
+    };
+    let timeout = cluster.config().request_timeout();
+    let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+    match tokio::time::timeout(timeout, cluster.server_count(&query.nsp)).await {
+        Ok(Ok(nodes)) => (StatusCode::OK, Json(json!({"nodes": nodes}))),
+        Ok(Err(adapter::Error::Redis(err))) if *err.kind() == fred::error::ErrorKind::Timeout => (
+            StatusCode::GATEWAY_TIMEOUT,
+            Json(json!({"error": format!("redis did not answer within {timeout_ms} ms: {err}")})),
+        ),
+        Ok(Err(err)) => {
+            warn!(nsp = %query.nsp, %err, "counting the cluster nodes failed");
+            (
+                StatusCode::BAD_GATEWAY,
+                Json(json!({"error": err.to_string()})),
+            )
+        }
+        Err(_) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            Json(json!({"error": format!("redis did not answer within {timeout_ms} ms")})),
+        ),
+    }
 }
 
 async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
