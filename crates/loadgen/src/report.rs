@@ -422,8 +422,8 @@ pub fn chart(report: &BenchReport) -> String {
     keys.sort_unstable();
     keys.dedup();
 
-    let (panel_w, panel_h, margin_l, margin_t, margin_b) = (520.0, 300.0, 70.0, 50.0, 120.0);
-    let width = 2.0 * (panel_w + margin_l) + 40.0;
+    let (panel_w, panel_h, margin_l, margin_t, margin_b) = (400.0, 300.0, 70.0, 50.0, 120.0);
+    let width = 3.0 * (panel_w + margin_l + 20.0) + 20.0;
     let height = panel_h + margin_t + margin_b + 40.0;
     let mut svg = String::new();
     let _ = writeln!(
@@ -441,9 +441,12 @@ pub fn chart(report: &BenchReport) -> String {
         svg.push_str("</svg>\n");
         return svg;
     }
-    let panels: [(&str, Metric); 2] = [
+    let panels: [(&str, Metric); 3] = [
         ("deliveries per second", |p| p.step.deliveries_per_sec),
         ("p99 latency (ms)", |p| p.step.latency.p99_ms),
+        ("deliveries per server CPU-second", |p| {
+            p.step.deliveries_per_cpu_sec.unwrap_or(0.0)
+        }),
     ];
     for (panel, (title, value)) in panels.iter().enumerate() {
         let x0 = margin_l + panel as f64 * (panel_w + margin_l + 20.0);
@@ -670,8 +673,8 @@ mod tests {
         );
         let svg = chart(&report);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-        // Two panels × three stacks, one line each; node's lossy point hollow.
-        assert_eq!(svg.matches("<path").count(), 6);
-        assert_eq!(svg.matches(r##"fill="white" stroke="#2b8a3e""##).count(), 2);
+        // Three panels × three stacks, one line each; node's lossy point hollow.
+        assert_eq!(svg.matches("<path").count(), 9);
+        assert_eq!(svg.matches(r##"fill="white" stroke="#2b8a3e""##).count(), 3);
     }
 }
