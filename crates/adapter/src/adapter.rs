@@ -767,21 +767,13 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
         rooms: impl RoomParam,
     ) -> Result<(), Self::Error> {
         let rooms: Vec<Room> = rooms.into_room_iter().collect();
-        let mut published = Ok(());
-        if !opts.is_local(self.server_id) {
-            if let Some((targets, except)) = wire_targets(&opts) {
-                let request = Request::RemoteJoin {
-                    uid: Some(self.shared.uid.clone()),
-                    opts: wire::RequestOpts {
-                        rooms: targets,
-                        except,
-                        flags: Default::default(),
-                    },
-                    rooms: rooms.iter().map(|r| r.to_string()).collect(),
-                };
-                published = self.publish_request(request).await;
-            }
-        }
+        let published = self
+            .publish_room_change(&opts, &rooms, |uid, opts, rooms| Request::RemoteJoin {
+                uid,
+                opts,
+                rooms,
+            })
+            .await;
         self.local.add_sockets(opts, rooms);
         published
     }
@@ -792,21 +784,13 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
         rooms: impl RoomParam,
     ) -> Result<(), Self::Error> {
         let rooms: Vec<Room> = rooms.into_room_iter().collect();
-        let mut published = Ok(());
-        if !opts.is_local(self.server_id) {
-            if let Some((targets, except)) = wire_targets(&opts) {
-                let request = Request::RemoteLeave {
-                    uid: Some(self.shared.uid.clone()),
-                    opts: wire::RequestOpts {
-                        rooms: targets,
-                        except,
-                        flags: Default::default(),
-                    },
-                    rooms: rooms.iter().map(|r| r.to_string()).collect(),
-                };
-                published = self.publish_request(request).await;
-            }
-        }
+        let published = self
+            .publish_room_change(&opts, &rooms, |uid, opts, rooms| Request::RemoteLeave {
+                uid,
+                opts,
+                rooms,
+            })
+            .await;
         self.local.del_sockets(opts, rooms);
         published
     }
@@ -899,6 +883,30 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
 }
 
 impl<E: SocketEmitter> RedisAdapter<E> {
+    /// Publishes a socketsJoin / socketsLeave for the other nodes, unless the
+    /// operation is local-only or targets only this node's sockets.
+    async fn publish_room_change(
+        &self,
+        opts: &BroadcastOptions,
+        rooms: &[Room],
+        request: impl FnOnce(Option<String>, wire::RequestOpts, Vec<String>) -> Request,
+    ) -> Result<(), Error> {
+        if opts.is_local(self.server_id) {
+            return Ok(());
+        }
+        let Some((targets, except)) = wire_targets(opts) else {
+            return Ok(());
+        };
+        let opts = wire::RequestOpts {
+            rooms: targets,
+            except,
+            flags: Default::default(),
+        };
+        let rooms = rooms.iter().map(|r| r.to_string()).collect();
+        self.publish_request(request(Some(self.shared.uid.clone()), opts, rooms))
+            .await
+    }
+
     async fn publish_broadcast(
         &self,
         packet: &Packet,
