@@ -7,9 +7,12 @@
 #     (Prometheus targets, HAProxy servers) are Compose services;
 #   - deploy/haproxy/haproxy.cfg: `haproxy -c`;
 #   - deploy/prometheus/prometheus.yml: `promtool check config`;
+#   - docker-compose.fixed.yml (override: no Sentinel) merged with it:
+#     `docker-compose config`, fixed URLs, sentinels kept out by a profile;
 #   - deploy/redis/*.conf: a real redis-server runs each (network directives
 #     overridden to a free loopback port), the replica syncs from the master,
-#     and persistence is confirmed off;
+#     and persistence is confirmed off; three real sentinels run
+#     sentinel.conf against them, find each other and fail over;
 #   - deploy/Dockerfile: multi-stage, locked release build of both binaries,
 #     non-root USER, HEALTHCHECK, and every COPY source exists;
 #   - deploy/healthcheck.sh: probes a live HTTP server (200 -> healthy,
@@ -85,16 +88,26 @@ free_port() {
 # ---------------------------------------------------------------- compose
 
 check "docker-compose.yml: docker-compose config" docker-compose -f docker-compose.yml config -q
+check "docker-compose.yml + docker-compose.fixed.yml: docker-compose config" \
+    docker-compose -f docker-compose.yml -f docker-compose.fixed.yml config -q
 
+# compose_references MODE FILE...: MODE is `sentinel` (the default layout:
+# gateways and emitter ask the sentinels) or `fixed` (the override file:
+# fixed master and replica URLs, sentinels kept out by a profile).
 compose_references() {
-    docker-compose -f docker-compose.yml config >"$WORK/compose.yml"
-    "$PYTHON" - "$WORK/compose.yml" <<'EOF'
+    local mode="$1" files=() file
+    shift
+    for file in "$@"; do files+=(-f "$file"); done
+    docker-compose "${files[@]}" config >"$WORK/compose-$mode.yml"
+    "$PYTHON" - "$WORK/compose-$mode.yml" "$mode" <<'EOF'
 import os, re, sys, yaml
 
 compose = yaml.safe_load(open(sys.argv[1]))
+mode = sys.argv[2]
 services = compose["services"]
 problems = []
-expected = {"redis-master", "redis-replica-1", "redis-replica-2", "gateway", "emitter", "lb", "prometheus"}
+sentinels = ["sentinel-1", "sentinel-2", "sentinel-3"]
+expected = {"redis-master", "redis-replica-1", "redis-replica-2", "gateway", "emitter", "lb", "prometheus", *sentinels}
 if set(services) != expected:
     problems.append(f"services are {sorted(services)}, expected {sorted(expected)}")
 
@@ -128,9 +141,56 @@ if gateway.get("ports"):
 if "container_name" in gateway:
     problems.append("gateway has a container_name: it could not be scaled")
 env = gateway.get("environment", {})
-replicas = [u for u in env.get("GATEWAY_REDIS__REPLICA_URLS", "").split(",") if u]
-if replicas != ["redis://redis-replica-1:6379", "redis://redis-replica-2:6379"]:
-    problems.append(f"gateway replica URLs are {replicas}")
+emitter_env = services.get("emitter", {}).get("environment", {})
+replicas = [u for u in (env.get("GATEWAY_REDIS__REPLICA_URLS") or "").split(",") if u]
+gateway_sentinels = [u for u in (env.get("GATEWAY_REDIS__SENTINEL_URLS") or "").split(",") if u]
+emitter_sentinels = [u for u in (emitter_env.get("EMITTER_REDIS__SENTINEL_URLS") or "").split(",") if u]
+# The master group the sentinels monitor, as deploy/redis/sentinel.conf names it.
+monitor = re.search(r"^sentinel monitor (\S+) (\S+) (\d+) (\d+)$", open("deploy/redis/sentinel.conf").read(), re.M)
+if not monitor:
+    problems.append("deploy/redis/sentinel.conf has no `sentinel monitor` line")
+elif monitor.group(2, 3) != ("redis-master", "6379"):
+    problems.append(f"sentinel.conf monitors {monitor.group(2)}:{monitor.group(3)}, not redis-master:6379")
+master_name = monitor.group(1) if monitor else "?"
+for name in sentinels:
+    sentinel = services.get(name, {})
+    profiles = sentinel.get("profiles") or []
+    if mode == "fixed" and not profiles:
+        problems.append(f"{name} would start in the fixed layout (no profile): a failover would move the master away from the fixed URL")
+    if mode == "sentinel" and profiles:
+        problems.append(f"{name} has profiles {profiles}: it would not start by default")
+    if "sentinel.conf" not in " ".join(sentinel.get("command") or []) or "/data/" not in " ".join(sentinel.get("command") or []):
+        problems.append(f"{name} does not run from a writable copy of sentinel.conf")
+    if sentinel.get("ports"):
+        problems.append(f"{name} publishes host ports")
+for dependency in (gateway.get("depends_on") or {}):
+    if dependency in sentinels:
+        problems.append(f"gateway depends on {dependency}, which the fixed layout disables")
+if mode == "sentinel":
+    want = [f"{name}:26379" for name in sentinels]
+    if gateway_sentinels != want:
+        problems.append(f"gateway sentinel URLs are {gateway_sentinels}, expected {want}")
+    if emitter_sentinels != want:
+        problems.append(f"emitter sentinel URLs are {emitter_sentinels}, expected {want}")
+    for who, key, environment in [("gateway", "GATEWAY_REDIS__SENTINEL_MASTER", env), ("emitter", "EMITTER_REDIS__SENTINEL_MASTER", emitter_env)]:
+        if environment.get(key, "mymaster") != master_name:
+            problems.append(f"{who} {key} is {environment.get(key)!r}, sentinel.conf monitors {master_name!r}")
+    if replicas:
+        problems.append(f"gateway replica URLs {replicas} would override the replicas the sentinels report")
+    for name, service in services.items():
+        if name.startswith("redis-"):
+            command = service.get("command") or []
+            if command[-2:] != ["--replica-announce-ip", name]:
+                problems.append(f"{name} does not announce its service name (--replica-announce-ip {name}): sentinels would hand out container IPs")
+else:
+    if gateway_sentinels or emitter_sentinels:
+        problems.append(f"fixed layout still names sentinels: gateway {gateway_sentinels}, emitter {emitter_sentinels}")
+    if replicas != ["redis://redis-replica-1:6379", "redis://redis-replica-2:6379"]:
+        problems.append(f"gateway replica URLs are {replicas}")
+    if env.get("GATEWAY_REDIS__URL") != "redis://redis-master:6379":
+        problems.append(f"gateway master URL is {env.get('GATEWAY_REDIS__URL')!r}")
+    if emitter_env.get("EMITTER_REDIS__URL") != "redis://redis-master:6379":
+        problems.append(f"emitter master URL is {emitter_env.get('EMITTER_REDIS__URL')!r}")
 if env.get("GATEWAY_REDIS__SUBSCRIBER_SELECTION", "hash") != "hash":
     problems.append("gateway subscriber selection is not `hash`: gateways would not spread")
 admin_port = env.get("GATEWAY_ADMIN_LISTEN", "0.0.0.0:9100").rsplit(":", 1)[1]
@@ -169,7 +229,10 @@ for problem in problems:
 sys.exit(1 if problems else 0)
 EOF
 }
-check "docker-compose.yml: referenced files, services, discovery names and ports" compose_references
+check "docker-compose.yml: referenced files, services, sentinels, discovery names and ports" \
+    compose_references sentinel docker-compose.yml
+check "docker-compose.yml + docker-compose.fixed.yml: fixed master and replicas, sentinels disabled" \
+    compose_references fixed docker-compose.yml docker-compose.fixed.yml
 
 # ---------------------------------------------------------------- haproxy, prometheus
 
@@ -244,6 +307,83 @@ redis_confs() {
     redis_cli -p "$master_port" SHUTDOWN NOSAVE >/dev/null || true
 }
 check "deploy/redis/{master,replica}.conf: run, replicate, relay pub/sub, persistence off" redis_confs
+
+sentinel_master_addr() { redis_cli -p "$1" SENTINEL get-master-addr-by-name mymaster | paste -sd: -; }
+# sentinel_field PORT FIELD: a field of `SENTINEL MASTER mymaster`.
+sentinel_field() { redis_cli -p "$1" SENTINEL MASTER mymaster | awk -v f="$2" 'prev == f { print; exit } { prev = $0 }'; }
+sentinel_knows() { [ "$(sentinel_field "$1" num-other-sentinels)" = 2 ] && [ "$(sentinel_field "$1" num-slaves)" = 1 ]; }
+master_is() { [ "$(sentinel_master_addr "$1")" = "127.0.0.1:$2" ]; }
+
+# Three real sentinels run deploy/redis/sentinel.conf (a private copy each,
+# as in Compose) against a master and a replica started from the shipped
+# files: they must find the master, each other and the replica, and carry
+# out a failover. Only the network directives and the monitored address
+# (`redis-master 6379`, a Compose name) are changed.
+sentinel_conf() {
+    trap kill_children EXIT
+    local master_port replica_port i port ports=()
+    master_port="$(free_port)"
+    replica_port="$(free_port)"
+    mkdir -p "$WORK/s-master" "$WORK/s-replica"
+    # Copies: the failover makes the servers CONFIG REWRITE their files
+    # (in Compose the mounts are read-only and the rewrite just fails).
+    cp deploy/redis/master.conf "$WORK/s-master/redis.conf"
+    cp deploy/redis/replica.conf "$WORK/s-replica/redis.conf"
+    redis-server "$WORK/s-master/redis.conf" --port "$master_port" --bind 127.0.0.1 \
+        --dir "$WORK/s-master" --daemonize no >"$WORK/s-master.log" 2>&1 &
+    CHILD_PIDS+=($!)
+    redis-server "$WORK/s-replica/redis.conf" --port "$replica_port" --bind 127.0.0.1 \
+        --replicaof 127.0.0.1 "$master_port" --dir "$WORK/s-replica" --daemonize no >"$WORK/s-replica.log" 2>&1 &
+    CHILD_PIDS+=($!)
+    eventually replica_linked "$replica_port" || {
+        echo "the replica did not sync from the master"
+        return 1
+    }
+    for i in 1 2 3; do
+        port="$(free_port)"
+        ports+=("$port")
+        mkdir -p "$WORK/sentinel-$i"
+        sed "s/^sentinel monitor mymaster redis-master 6379 2\$/sentinel monitor mymaster 127.0.0.1 $master_port 2/" \
+            deploy/redis/sentinel.conf >"$WORK/sentinel-$i/sentinel.conf"
+        grep -q "^sentinel monitor mymaster 127.0.0.1 $master_port 2\$" "$WORK/sentinel-$i/sentinel.conf" || {
+            echo "sentinel.conf has no line \`sentinel monitor mymaster redis-master 6379 2\`"
+            return 1
+        }
+        redis-server "$WORK/sentinel-$i/sentinel.conf" --sentinel --port "$port" --bind 127.0.0.1 \
+            --dir "$WORK/sentinel-$i" --daemonize no >"$WORK/sentinel-$i.log" 2>&1 &
+        CHILD_PIDS+=($!)
+    done
+    for i in 0 1 2; do
+        eventually master_is "${ports[$i]}" "$master_port" || {
+            echo "sentinel $((i + 1)) does not report the master: $(sentinel_master_addr "${ports[$i]}")"
+            cat "$WORK/sentinel-$((i + 1)).log"
+            return 1
+        }
+        eventually sentinel_knows "${ports[$i]}" || {
+            echo "sentinel $((i + 1)) knows $(sentinel_field "${ports[$i]}" num-other-sentinels) other sentinels and $(sentinel_field "${ports[$i]}" num-slaves) replicas (want 2 and 1)"
+            cat "$WORK/sentinel-$((i + 1)).log"
+            return 1
+        }
+    done
+    [ "$(sentinel_field "${ports[0]}" quorum)" = 2 ] || {
+        echo "quorum is $(sentinel_field "${ports[0]}" quorum), not 2"
+        return 1
+    }
+    # Sentinel rewrote its private copy (its id): the copy must be writable.
+    grep -q '^sentinel myid ' "$WORK/sentinel-1/sentinel.conf" || {
+        echo "sentinel 1 did not rewrite its configuration file"
+        return 1
+    }
+    redis_cli -p "${ports[0]}" SENTINEL FAILOVER mymaster >/dev/null
+    for i in 0 1 2; do
+        eventually master_is "${ports[$i]}" "$replica_port" || {
+            echo "after SENTINEL FAILOVER, sentinel $((i + 1)) reports $(sentinel_master_addr "${ports[$i]}"), not the promoted replica 127.0.0.1:$replica_port"
+            cat "$WORK/sentinel-$((i + 1)).log"
+            return 1
+        }
+    done
+}
+check "deploy/redis/sentinel.conf: three sentinels find the master, each other and the replica, and fail over" sentinel_conf
 
 # ---------------------------------------------------------------- dockerfile
 

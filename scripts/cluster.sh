@@ -184,10 +184,11 @@ start_redis() {
         --dir "$dir" --daemonize no "$@"
 }
 
-# Hook for `SENTINEL=1`: three Sentinels watching the master under
-# $SENTINEL_MASTER_NAME (quorum 2). The gateways do not use them yet (they
-# are configured with the master's address); this only gives failover tests
-# and experiments a Sentinel set with the same lifecycle as everything else.
+# `SENTINEL=1`: three Sentinels watching the master under
+# $SENTINEL_MASTER_NAME (quorum 2). The gateways and the emitter then ask
+# them where the master and the replicas are instead of being given fixed
+# addresses, and follow a failover (`redis-cli -p 26379 SENTINEL FAILOVER
+# mymaster` to try one).
 start_sentinels() {
     local port dir name
     for port in $SENTINEL_PORTS; do
@@ -208,9 +209,29 @@ EOF
         start_service "$name" "$port" redis-server \
             redis-server "$dir/sentinel.conf" --sentinel --daemonize no
     done
+    # Wait until each sentinel lists both replicas: a gateway started
+    # before that would subscribe on the master (the only server it was
+    # told about) and stay there.
     for port in $SENTINEL_PORTS; do
-        wait_until "sentinel-$port" redis_answers "$port"
+        wait_until "sentinel-$port" sentinel_sees_replicas "$port" 2
     done
+}
+
+# sentinel_sees_replicas PORT N: the sentinel lists N replicas of the master.
+sentinel_sees_replicas() {
+    local count
+    count="$(redis-cli -h 127.0.0.1 -p "$1" SENTINEL REPLICAS "$SENTINEL_MASTER_NAME" 2>/dev/null | tr -d '\r' | grep -cx 'name' || true)"
+    [ "$count" = "$2" ]
+}
+
+# The sentinels as the gateway and the emitter take them: host:port,...
+sentinel_urls() {
+    local port urls=()
+    for port in $SENTINEL_PORTS; do urls+=("127.0.0.1:$port"); done
+    (
+        IFS=,
+        printf '%s\n' "${urls[*]}"
+    )
 }
 
 # gateway NAME PORT ADMIN_PORT PREFERRED_REPLICA OTHER_REPLICA
@@ -220,14 +241,28 @@ start_gateway() {
     local unset_own=()
     local variable
     for variable in "${OWN_VARIABLES[@]}"; do unset_own+=(-u "$variable"); done
-    # `first`: each gateway subscribes on its own replica and fails over to
-    # the other one, then to the master.
+    local redis=()
+    if [ "$SENTINEL" = 1 ]; then
+        # The master and the replicas come from the sentinels; `hash`
+        # spreads the gateways over the replicas they report.
+        redis=(
+            GATEWAY_REDIS__SENTINEL_URLS="$(sentinel_urls)"
+            GATEWAY_REDIS__SENTINEL_MASTER="$SENTINEL_MASTER_NAME"
+            GATEWAY_REDIS__SUBSCRIBER_SELECTION=hash
+        )
+    else
+        # `first`: each gateway subscribes on its own replica and fails over
+        # to the other one, then to the master.
+        redis=(
+            GATEWAY_REDIS__URL="redis://127.0.0.1:$MASTER_PORT"
+            GATEWAY_REDIS__REPLICA_URLS="redis://127.0.0.1:$preferred,redis://127.0.0.1:$other"
+            GATEWAY_REDIS__SUBSCRIBER_SELECTION=first
+        )
+    fi
     start_service "$name" "$port" "$bin" env "${unset_own[@]}" \
         GATEWAY_LISTEN="$BIND_ADDRESS:$port" \
         GATEWAY_ADMIN_LISTEN="$BIND_ADDRESS:$admin" \
-        GATEWAY_REDIS__URL="redis://127.0.0.1:$MASTER_PORT" \
-        GATEWAY_REDIS__REPLICA_URLS="redis://127.0.0.1:$preferred,redis://127.0.0.1:$other" \
-        GATEWAY_REDIS__SUBSCRIBER_SELECTION=first \
+        "${redis[@]}" \
         RUST_LOG="${RUST_LOG:-info}" \
         "$bin"
 }
@@ -237,8 +272,15 @@ start_emitter() {
     local unset_own=()
     local variable
     for variable in "${OWN_VARIABLES[@]}"; do unset_own+=(-u "$variable"); done
+    local redis=(EMITTER_REDIS__URL="redis://127.0.0.1:$MASTER_PORT")
+    if [ "$SENTINEL" = 1 ]; then
+        redis=(
+            EMITTER_REDIS__SENTINEL_URLS="$(sentinel_urls)"
+            EMITTER_REDIS__SENTINEL_MASTER="$SENTINEL_MASTER_NAME"
+        )
+    fi
     start_service emitter "$EMITTER_PORT" "$bin" env "${unset_own[@]}" \
-        EMITTER_REDIS__URL="redis://127.0.0.1:$MASTER_PORT" \
+        "${redis[@]}" \
         EMITTER_LISTEN="$BIND_ADDRESS:$EMITTER_PORT" \
         RUST_LOG="${RUST_LOG:-info}" \
         "$bin" serve
@@ -273,12 +315,20 @@ cmd_up() {
     wait_until gateway-b http_ok "$GATEWAY_B_ADMIN_PORT" /readyz
     wait_until emitter http_ok "$EMITTER_PORT" /readyz
 
+    local sub_a="subscribes on $REPLICA_1_PORT" sub_b="subscribes on $REPLICA_2_PORT" sentinels=""
+    if [ "$SENTINEL" = 1 ]; then
+        sub_a="topology from the sentinels"
+        sub_b="$sub_a"
+        sentinels="
+  Sentinels      $(sentinel_urls)   (master group $SENTINEL_MASTER_NAME; try a failover:
+                 redis-cli -p ${SENTINEL_PORTS%% *} SENTINEL FAILOVER $SENTINEL_MASTER_NAME)"
+    fi
     cat <<EOF
 
 Cluster ready (logs and pid files in $RUN_DIR/; stop it with \`make down\`):
-  Redis master   127.0.0.1:$MASTER_PORT   replicas 127.0.0.1:$REPLICA_1_PORT, 127.0.0.1:$REPLICA_2_PORT
-  gateway A      http://127.0.0.1:$GATEWAY_A_PORT   (subscribes on $REPLICA_1_PORT; admin http://127.0.0.1:$GATEWAY_A_ADMIN_PORT/metrics)
-  gateway B      http://127.0.0.1:$GATEWAY_B_PORT   (subscribes on $REPLICA_2_PORT; admin http://127.0.0.1:$GATEWAY_B_ADMIN_PORT/metrics)
+  Redis master   127.0.0.1:$MASTER_PORT   replicas 127.0.0.1:$REPLICA_1_PORT, 127.0.0.1:$REPLICA_2_PORT$sentinels
+  gateway A      http://127.0.0.1:$GATEWAY_A_PORT   ($sub_a; admin http://127.0.0.1:$GATEWAY_A_ADMIN_PORT/metrics)
+  gateway B      http://127.0.0.1:$GATEWAY_B_PORT   ($sub_b; admin http://127.0.0.1:$GATEWAY_B_ADMIN_PORT/metrics)
   emitter        http://127.0.0.1:$EMITTER_PORT     (/readyz, /metrics, POST /v1/emit)
 
 Try it: connect a client to each gateway (they share rooms and events through Redis)

@@ -9,12 +9,19 @@
 # master and the two replicas) and come in from the emitter, and that
 # `make down` stops exactly what was started: every process gone, and a pid
 # file naming some other process does not get it killed.
+#
+# SENTINEL=1 (`make test-make-up SENTINEL=1`) runs the same test on the
+# Sentinel layout (`make up SENTINEL=1`): the gateways and the emitter find
+# Redis through three sentinels, and after the emitter step a forced
+# failover (`SENTINEL FAILOVER`) must leave messages crossing gateways and
+# the emitter working, with no process restarted.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 EVENT_TIMEOUT="${EVENT_TIMEOUT:-10}"
+SENTINEL="${SENTINEL:-0}"
 WORK="$(mktemp -d)"
 RUN_DIR="$WORK/run"
 PASSED=0
@@ -23,11 +30,11 @@ UP_RAN=0
 declare -A CLIENT_PID CLIENT_FD
 UNRELATED_PID=""
 
-# Eight free ports at once (held open together, so they are distinct).
+# Eleven free ports at once (held open together, so they are distinct).
 read -r MASTER_PORT REPLICA_1_PORT REPLICA_2_PORT GATEWAY_A_PORT GATEWAY_A_ADMIN_PORT \
-    GATEWAY_B_PORT GATEWAY_B_ADMIN_PORT EMITTER_PORT < <(node -e '
+    GATEWAY_B_PORT GATEWAY_B_ADMIN_PORT EMITTER_PORT SENTINEL_1_PORT SENTINEL_2_PORT SENTINEL_3_PORT < <(node -e '
 const net = require("net");
-const servers = Array.from({ length: 8 }, () => net.createServer().listen(0, "127.0.0.1"));
+const servers = Array.from({ length: 11 }, () => net.createServer().listen(0, "127.0.0.1"));
 Promise.all(servers.map((s) => new Promise((r) => s.on("listening", r)))).then(() => {
   console.log(servers.map((s) => s.address().port).join(" "));
   servers.forEach((s) => s.close());
@@ -50,6 +57,14 @@ MAKE_VARS=(
     EMITTER_PORT="$EMITTER_PORT"
 )
 SERVICES=(redis-master redis-replica-1 redis-replica-2 gateway-a gateway-b emitter)
+SENTINEL_PORTS=()
+if [ "$SENTINEL" = 1 ]; then
+    SENTINEL_PORTS=("$SENTINEL_1_PORT" "$SENTINEL_2_PORT" "$SENTINEL_3_PORT")
+    MAKE_VARS+=(SENTINEL=1 SENTINEL_PORTS="${SENTINEL_PORTS[*]}")
+    for port in "${SENTINEL_PORTS[@]}"; do SERVICES+=("sentinel-$port"); done
+else
+    MAKE_VARS+=(SENTINEL=0)
+fi
 
 run_make() { make --no-print-directory "$@" "${MAKE_VARS[@]}"; }
 
@@ -128,8 +143,34 @@ connected() { grep -q '^connected ' "$WORK/$1.out"; }
 # ---------------------------------------------------------------- the test
 
 redis_subscribers() {
-    # Clients of this Redis with at least one (pattern) subscription.
-    redis-cli -h 127.0.0.1 -p "$1" CLIENT LIST | grep -cE ' (sub|psub|ssub)=[1-9]' || true
+    # Clients of this Redis with at least one (pattern) subscription, the
+    # sentinels' own (named sentinel-...) left out.
+    redis-cli -h 127.0.0.1 -p "$1" CLIENT LIST | grep -v ' name=sentinel-' | grep -cE ' (sub|psub|ssub)=[1-9]' || true
+}
+sentinel_master_port() {
+    redis-cli -h 127.0.0.1 -p "$SENTINEL_1_PORT" SENTINEL get-master-addr-by-name mymaster | tr -d '\r' | sed -n 2p
+}
+master_moved() { [ -n "$(sentinel_master_port)" ] && [ "$(sentinel_master_port)" != "$MASTER_PORT" ]; }
+# Emits from client FROM every 0.5 s until client TO receives it: during a
+# failover a message may be lost, but the cluster must carry one again.
+relayed_eventually() {
+    local from="$1" to="$2" text="$3" deadline=$((SECONDS + EVENT_TIMEOUT))
+    while ((SECONDS < deadline)); do
+        send "$from" "{\"cmd\":\"emit\",\"event\":\"message\",\"args\":[\"$text\"]}"
+        sleep 0.5
+        client_got "$to" "\"event\":\"message\",\"args\":[\"$text\"]" && return 0
+    done
+    return 1
+}
+emitted_eventually() {
+    local text="$1" deadline=$((SECONDS + EVENT_TIMEOUT))
+    while ((SECONDS < deadline)); do
+        curl -sS --max-time 2 -o /dev/null -X POST "http://127.0.0.1:$EMITTER_PORT/v1/emit" \
+            -H 'content-type: application/json' -d "{\"event\":\"message\",\"args\":[\"$text\"]}" || true
+        sleep 0.5
+        client_got alice "\"args\":[\"$text\"]" && client_got bob "\"args\":[\"$text\"]" && return 0
+    done
+    return 1
 }
 
 # How many processes have a NUL-separated entry of /proc/PID/FILE (cmdline
@@ -155,7 +196,7 @@ for name in "${SERVICES[@]}"; do
     FIRST_PID[$name]="$(pid_of "$name")" || fail "make up: pid file for $name"
     alive "${FIRST_PID[$name]}" || fail "make up: $name (pid ${FIRST_PID[$name]}) is running"
 done
-pass "make up: six services running, one pid file each"
+pass "make up: ${#SERVICES[@]} services running, one pid file each"
 
 # Twice: nothing new may start.
 if output="$(run_make up 2>&1)"; then
@@ -174,10 +215,24 @@ else
     fail "second make up succeeds" "$output"
 fi
 
-# Each gateway subscribes on its own replica.
-[ "$(redis_subscribers "$REPLICA_1_PORT")" -ge 1 ] || fail "gateway A subscribes on replica 1 ($REPLICA_1_PORT)"
-[ "$(redis_subscribers "$REPLICA_2_PORT")" -ge 1 ] || fail "gateway B subscribes on replica 2 ($REPLICA_2_PORT)"
-pass "gateway A subscribes on replica 1, gateway B on replica 2"
+if [ "$SENTINEL" = 1 ]; then
+    # Both gateways found the replicas through the sentinels and subscribe
+    # there, not on the master.
+    for name in gateway-a gateway-b; do
+        grep -q 'topology discovered through sentinel' "$RUN_DIR/$name.log" ||
+            fail "$name asked the sentinels" "$(tail -n 20 "$RUN_DIR/$name.log")"
+    done
+    on_replicas=$(($(redis_subscribers "$REPLICA_1_PORT") + $(redis_subscribers "$REPLICA_2_PORT")))
+    [ "$on_replicas" -ge 2 ] && [ "$(redis_subscribers "$MASTER_PORT")" = 0 ] ||
+        fail "gateways subscribe on the replicas the sentinels report" \
+            "replicas: $on_replicas subscribers, master: $(redis_subscribers "$MASTER_PORT")"
+    pass "gateways found Redis through the sentinels and subscribe on the replicas"
+else
+    # Each gateway subscribes on its own replica.
+    [ "$(redis_subscribers "$REPLICA_1_PORT")" -ge 1 ] || fail "gateway A subscribes on replica 1 ($REPLICA_1_PORT)"
+    [ "$(redis_subscribers "$REPLICA_2_PORT")" -ge 1 ] || fail "gateway B subscribes on replica 2 ($REPLICA_2_PORT)"
+    pass "gateway A subscribes on replica 1, gateway B on replica 2"
+fi
 
 { deploy/healthcheck.sh "$GATEWAY_A_ADMIN_PORT" /readyz && deploy/healthcheck.sh "$EMITTER_PORT" /readyz; } ||
     fail "deploy/healthcheck.sh: gateway and emitter /readyz healthy"
@@ -207,6 +262,23 @@ eventually client_got bob '"event":"message","args":["Hello!"]' ||
     fail "emitter event reaches the client on gateway B" "$(cat "$WORK/bob.out")"
 pass "emitter curl: 202, both clients get the event"
 
+if [ "$SENTINEL" = 1 ]; then
+    redis-cli -h 127.0.0.1 -p "$SENTINEL_1_PORT" SENTINEL FAILOVER mymaster >/dev/null
+    eventually master_moved || fail "SENTINEL FAILOVER promotes a replica" "master port: $(sentinel_master_port)"
+    pass "SENTINEL FAILOVER: replica on port $(sentinel_master_port) promoted"
+    relayed_eventually alice bob after-failover-a ||
+        fail "after the failover, a message from gateway A reaches gateway B" "$(tail -n 20 "$RUN_DIR/gateway-a.log")"
+    relayed_eventually bob alice after-failover-b ||
+        fail "after the failover, a message from gateway B reaches gateway A" "$(tail -n 20 "$RUN_DIR/gateway-b.log")"
+    emitted_eventually after-failover-emitter ||
+        fail "after the failover, the emitter's events reach both clients" "$(tail -n 20 "$RUN_DIR/emitter.log")"
+    for name in "${SERVICES[@]}"; do
+        [ "$(pid_of "$name")" = "${FIRST_PID[$name]}" ] && alive "${FIRST_PID[$name]}" ||
+            fail "after the failover: $name still the same process"
+    done
+    pass "after the failover: messages cross gateways both ways, emitter reaches both, nothing restarted"
+fi
+
 for name in alice bob; do
     send "$name" '{"cmd":"exit"}'
     wait "${CLIENT_PID[$name]}" || true
@@ -231,7 +303,7 @@ done
 leftover="$(find "$RUN_DIR" -name '*.pid')"
 [ -z "$leftover" ] || fail "make down: no pid file left" "$leftover"
 for port in "$MASTER_PORT" "$REPLICA_1_PORT" "$REPLICA_2_PORT" "$GATEWAY_A_PORT" "$GATEWAY_A_ADMIN_PORT" \
-    "$GATEWAY_B_PORT" "$GATEWAY_B_ADMIN_PORT" "$EMITTER_PORT"; do
+    "$GATEWAY_B_PORT" "$GATEWAY_B_ADMIN_PORT" "$EMITTER_PORT" "${SENTINEL_PORTS[@]}"; do
     ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || fail "make down: port $port closed"
 done
 pass "make down: every process stopped, ports closed, pid files removed"

@@ -83,6 +83,10 @@ pub struct AdapterConfig {
     pub sentinel_password: Option<String>,
     /// How often the topology is read from a sentinel besides its events.
     pub sentinel_poll_interval_ms: u64,
+    /// PEM file of the certificate authorities to trust for `rediss://`
+    /// servers, instead of the system's (a private CA, a self-signed
+    /// certificate). Only valid with a `rediss://` URL.
+    pub tls_ca_file: Option<String>,
 }
 
 impl Default for AdapterConfig {
@@ -102,6 +106,7 @@ impl Default for AdapterConfig {
             sentinel_master: "mymaster".to_owned(),
             sentinel_password: None,
             sentinel_poll_interval_ms: 1000,
+            tls_ca_file: None,
         }
     }
 }

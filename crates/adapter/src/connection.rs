@@ -64,12 +64,51 @@ pub(crate) struct Endpoint {
     pub config: Config,
 }
 
+/// fred's configuration for a data node URL, with the adapter's TLS trust
+/// ([`AdapterConfig::tls_ca_file`]) applied to `rediss://` URLs.
+pub(crate) fn redis_config(url: &str, adapter: &AdapterConfig) -> Result<Config, Error> {
+    let invalid = |source| Error::InvalidUrl {
+        url: redact(url),
+        source,
+    };
+    let mut config = Config::from_url(url).map_err(invalid)?;
+    if let Some(ca_file) = &adapter.tls_ca_file {
+        if config.tls.is_none() {
+            return Err(invalid(fred::error::Error::new(
+                fred::error::ErrorKind::Config,
+                "tls_ca_file is set but the URL is not rediss://",
+            )));
+        }
+        config.tls = Some(tls_with_ca_file(ca_file).map_err(invalid)?);
+    }
+    Ok(config)
+}
+
+/// A rustls client trusting only the certificates of the PEM file `path`.
+fn tls_with_ca_file(path: &str) -> Result<fred::types::config::TlsConfig, fred::error::Error> {
+    use fred::rustls::pki_types::{pem::PemObject, CertificateDer};
+    let tls_error = |message: String| fred::error::Error::new(fred::error::ErrorKind::Tls, message);
+    let mut roots = fred::rustls::RootCertStore::empty();
+    let certificates = CertificateDer::pem_file_iter(path)
+        .map_err(|err| tls_error(format!("cannot read the CA file {path}: {err}")))?;
+    for certificate in certificates {
+        let certificate = certificate.map_err(|err| tls_error(format!("CA file {path}: {err}")))?;
+        roots
+            .add(certificate)
+            .map_err(|err| tls_error(format!("CA file {path}: {err}")))?;
+    }
+    if roots.is_empty() {
+        return Err(tls_error(format!("CA file {path} holds no certificate")));
+    }
+    let client = fred::rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(fred::types::config::TlsConnector::from(client).into())
+}
+
 impl Endpoint {
-    pub(crate) fn parse(url: &str) -> Result<Self, Error> {
-        let config = Config::from_url(url).map_err(|source| Error::InvalidUrl {
-            url: redact(url),
-            source,
-        })?;
+    pub(crate) fn parse(url: &str, adapter: &AdapterConfig) -> Result<Self, Error> {
+        let config = redis_config(url, adapter)?;
         let addr = config
             .server
             .hosts()
@@ -585,12 +624,50 @@ async fn forward_messages(
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{redact, redis_config};
+    use crate::config::AdapterConfig;
 
     #[test]
     fn redacts_credentials() {
         assert_eq!(redact("redis://u:p@h:1/0"), "redis://h:1/0");
         assert_eq!(redact("redis://h:1"), "redis://h:1");
         assert_eq!(redact("redis://:p@w@h:1"), "redis://h:1");
+    }
+
+    fn with_ca_file(path: &str) -> AdapterConfig {
+        AdapterConfig {
+            tls_ca_file: Some(path.to_owned()),
+            ..AdapterConfig::default()
+        }
+    }
+
+    #[test]
+    fn tls_ca_file_needs_rediss_and_a_readable_pem() {
+        let plain = AdapterConfig::default();
+        assert!(redis_config("rediss://h:1/2", &plain)
+            .unwrap()
+            .tls
+            .is_some());
+        assert!(redis_config("redis://h:1/2", &plain).unwrap().tls.is_none());
+
+        let err = redis_config("redis://u:secret@h:1", &with_ca_file("/nonexistent.pem"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not rediss://"), "{err}");
+        assert!(!err.contains("secret"), "{err}");
+
+        let err = redis_config("rediss://h:1", &with_ca_file("/nonexistent/ca.pem"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+
+        let empty =
+            std::env::temp_dir().join(format!("adapter-empty-ca-{}.pem", std::process::id()));
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let err = redis_config("rediss://h:1", &with_ca_file(&empty.display().to_string()))
+            .unwrap_err()
+            .to_string();
+        std::fs::remove_file(&empty).unwrap();
+        assert!(err.contains("holds no certificate"), "{err}");
     }
 }

@@ -231,7 +231,7 @@ impl ClusterHandle {
         let fixed_replicas = config
             .replica_urls
             .iter()
-            .map(|url| Endpoint::parse(url))
+            .map(|url| Endpoint::parse(url, &config))
             .collect::<Result<Vec<_>, _>>()?;
         let random_seed = Instant::now().elapsed().subsec_nanos() as u64
             ^ std::process::id() as u64
@@ -255,7 +255,7 @@ impl ClusterHandle {
             let (topology_tx, topology_rx) = watch::channel(Arc::new(discovered));
             (master, Some((settings, topology_tx, topology_rx)))
         } else {
-            (Endpoint::parse(&config.url)?, None)
+            (Endpoint::parse(&config.url, &config)?, None)
         };
 
         let metrics = Arc::new(AdapterMetrics::default());

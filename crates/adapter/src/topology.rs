@@ -98,10 +98,7 @@ impl SentinelSettings {
                 password = parsed.password.clone();
             }
         }
-        let base = Config::from_url(&config.url).map_err(|source| Error::InvalidUrl {
-            url: crate::connection::redact(&config.url),
-            source,
-        })?;
+        let base = crate::connection::redis_config(&config.url, config)?;
         Ok(Self {
             sentinels,
             master_name: config.sentinel_master.clone(),

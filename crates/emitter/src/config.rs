@@ -46,6 +46,10 @@ pub struct RedisConfig {
     pub sentinel_master: String,
     /// Password of the sentinels themselves.
     pub sentinel_password: Option<String>,
+    /// PEM file of the certificate authorities trusted for a `rediss://`
+    /// master (a private CA, a self-signed certificate) instead of the
+    /// system's.
+    pub tls_ca_file: Option<String>,
 }
 
 /// A list given either as a sequence (TOML) or as one comma-separated string
@@ -78,6 +82,7 @@ impl Default for RedisConfig {
             sentinel_urls: Vec::new(),
             sentinel_master: "mymaster".to_owned(),
             sentinel_password: None,
+            tls_ca_file: None,
         }
     }
 }
@@ -143,8 +148,8 @@ impl RedisConfig {
     /// Checks every field; the error names the offending key (`redis.url`...).
     pub fn validate(&self) -> Result<(), SettingsError> {
         // fred reads any scheme it does not know as plain TCP: check it here
-        // so `http://...` or a TLS URL does not silently connect in clear.
-        const SCHEMES: [&str; 2] = ["redis://", "redis-sentinel://"];
+        // so `http://...` does not silently connect in clear.
+        const SCHEMES: [&str; 3] = ["redis://", "rediss://", "redis-sentinel://"];
         if !SCHEMES.iter().any(|scheme| self.url.starts_with(scheme)) {
             return Err(SettingsError::invalid(
                 "redis.url",
@@ -156,6 +161,12 @@ impl RedisConfig {
         }
         fred::types::config::Config::from_url(&self.url)
             .map_err(|err| SettingsError::invalid("redis.url", err.details()))?;
+        if self.tls_ca_file.is_some() && !self.url.starts_with("rediss://") {
+            return Err(SettingsError::invalid(
+                "redis.tls_ca_file",
+                "is set but redis.url is not a rediss:// URL",
+            ));
+        }
         if self.prefix.is_empty() {
             return Err(SettingsError::invalid("redis.prefix", "must not be empty"));
         }

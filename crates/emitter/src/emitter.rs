@@ -249,6 +249,9 @@ fn build_client(
     let mut redis = fred::types::config::Config::from_url(&config.url)
         .map_err(|err| EmitterError::Config(format!("redis.url: {}", err.details())))?;
     redis.fail_fast = fail_fast;
+    if let Some(ca_file) = &config.tls_ca_file {
+        redis.tls = Some(tls_with_ca_file(ca_file)?);
+    }
     let sentinels = config
         .sentinel_hosts()
         .map_err(|err| EmitterError::Config(err.to_string()))?;
@@ -291,6 +294,28 @@ fn build_client(
             ReconnectPolicy::new_exponential(0, 100, 2_000, 2)
         });
     Ok(builder.build()?)
+}
+
+/// A rustls client trusting only the certificates of the PEM file `path`.
+fn tls_with_ca_file(path: &str) -> Result<fred::types::config::TlsConfig, EmitterError> {
+    use fred::rustls::pki_types::{pem::PemObject, CertificateDer};
+    let invalid = |reason: String| EmitterError::Config(format!("redis.tls_ca_file: {reason}"));
+    let mut roots = fred::rustls::RootCertStore::empty();
+    let certificates = CertificateDer::pem_file_iter(path)
+        .map_err(|err| invalid(format!("cannot read {path}: {err}")))?;
+    for certificate in certificates {
+        let certificate = certificate.map_err(|err| invalid(format!("{path}: {err}")))?;
+        roots
+            .add(certificate)
+            .map_err(|err| invalid(format!("{path}: {err}")))?;
+    }
+    if roots.is_empty() {
+        return Err(invalid(format!("{path} holds no certificate")));
+    }
+    let client = fred::rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(fred::types::config::TlsConnector::from(client).into())
 }
 
 /// Targets (rooms, exceptions) and flags for the next operation; built from

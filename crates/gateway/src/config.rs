@@ -36,7 +36,7 @@ pub const KEYS: &[KeyDoc] = &[
         env: "GATEWAY_ADMIN_LISTEN",
         toml: "admin_listen",
         default: "0.0.0.0:9100",
-        help: "admin listener: GET /healthz, /readyz, /metrics",
+        help: "admin listener: GET /healthz, /readyz, /metrics, /cluster/nodes",
     },
     KeyDoc {
         env: "GATEWAY_NAMESPACES",
@@ -85,6 +85,12 @@ pub const KEYS: &[KeyDoc] = &[
         toml: "redis.sentinel_password",
         default: "(none)",
         help: "password of the sentinels themselves (their requirepass)",
+    },
+    KeyDoc {
+        env: "GATEWAY_REDIS__TLS_CA_FILE",
+        toml: "redis.tls_ca_file",
+        default: "(system roots)",
+        help: "PEM file of the certificate authorities trusted for rediss:// servers (a private CA or a self-signed certificate)",
     },
     KeyDoc {
         env: "GATEWAY_REDIS__REPLICA_URLS",
@@ -188,6 +194,9 @@ pub struct RedisConfig {
     /// Password of the sentinels.
     #[serde(default)]
     pub sentinel_password: Option<String>,
+    /// CA certificates (PEM) trusted for `rediss://` servers.
+    #[serde(default)]
+    pub tls_ca_file: Option<String>,
 }
 
 impl RedisConfig {
@@ -209,6 +218,7 @@ impl RedisConfig {
             subscriber_selection: self.subscriber_selection,
             requests_on_master: self.requests_on_master,
             legacy_emitter: self.legacy_emitter,
+            tls_ca_file: self.tls_ca_file.clone(),
             ..AdapterConfig::new(url)
         })
     }
@@ -306,6 +316,26 @@ impl GatewayConfig {
             .is_some_and(|u| u.trim().is_empty())
         {
             self.redis.url = None;
+        }
+        if self
+            .redis
+            .tls_ca_file
+            .as_deref()
+            .is_some_and(|f| f.trim().is_empty())
+        {
+            self.redis.tls_ca_file = None;
+        }
+        if self.redis.tls_ca_file.is_some()
+            && !self
+                .redis
+                .url
+                .as_deref()
+                .is_some_and(|url| url.starts_with("rediss://"))
+        {
+            return invalid(
+                "redis.tls_ca_file",
+                "is set but redis.url is not a rediss:// URL (with sentinels, redis.url carries the TLS choice)".into(),
+            );
         }
         if self.namespaces.is_empty() {
             return invalid("namespaces", "at least one namespace is needed".into());
