@@ -13,6 +13,7 @@ test: deps deploy-check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace
 	$(MAKE) --no-print-directory test-make-up
+	$(MAKE) --no-print-directory test-make-up SENTINEL=1
 
 ## deps: redis-server (Debian package) and the Node peers (npm ci), only when missing
 deps:
