@@ -899,50 +899,22 @@ impl Shared {
         rooms: Vec<String>,
         except: Vec<String>,
     ) -> Result<Gathered<wire::FetchedSocket>, Error> {
-        let started = Instant::now();
-        let expected = self.remote_node_count(nsp).await?;
-        if expected == 0 {
-            return Ok(Gathered {
-                items: Vec::new(),
-                expected,
-                answered: 0,
-            });
-        }
-        let request_id = Sid::new().to_string();
-        let mut pending = self.register_pending(&request_id, expected);
-        let request = Request::RemoteFetch {
-            uid: Some(self.uid.clone()),
-            request_id,
-            opts: wire::RequestOpts {
-                rooms,
-                except,
-                flags: Default::default(),
-            },
+        let opts = wire::RequestOpts {
+            rooms,
+            except,
+            flags: Default::default(),
         };
-        self.publish(
-            self.channels(nsp).request(),
-            request.encode(),
-            MessageKind::Request,
+        self.gather(
+            nsp,
+            RequestKind::FetchSockets,
+            |uid, request_id| Request::RemoteFetch {
+                uid,
+                request_id,
+                opts,
+            },
+            Response::into_fetched_sockets,
         )
-        .await?;
-        let mut items = Vec::new();
-        let answered = pending
-            .collect(expected, started, |response| {
-                match response.into_fetched_sockets() {
-                    Some(mut sockets) => {
-                        items.append(&mut sockets);
-                        true
-                    }
-                    None => false,
-                }
-            })
-            .await;
-        self.finish_request(RequestKind::FetchSockets, expected, answered, started);
-        Ok(Gathered {
-            items,
-            expected,
-            answered,
-        })
+        .await
     }
 
     /// Remote part of `allRooms` (type 1).
@@ -950,6 +922,29 @@ impl Shared {
         self: &Arc<Self>,
         nsp: &str,
     ) -> Result<Gathered<String>, Error> {
+        self.gather(
+            nsp,
+            RequestKind::AllRooms,
+            |uid, request_id| Request::AllRooms { uid, request_id },
+            |response| match response {
+                Response::AllRooms { rooms, .. } => Some(rooms),
+                _ => None,
+            },
+        )
+        .await
+    }
+
+    /// A request every other node answers with a list: publishes it, then
+    /// gathers the answers' items until every node answered or the request
+    /// timeout passes. `items` of a response that is not the expected kind
+    /// returns `None` and does not count as an answer.
+    async fn gather<T>(
+        self: &Arc<Self>,
+        nsp: &str,
+        kind: RequestKind,
+        request: impl FnOnce(Option<String>, String) -> Request,
+        mut items_of: impl FnMut(Response) -> Option<Vec<T>>,
+    ) -> Result<Gathered<T>, Error> {
         let started = Instant::now();
         let expected = self.remote_node_count(nsp).await?;
         if expected == 0 {
@@ -961,10 +956,7 @@ impl Shared {
         }
         let request_id = Sid::new().to_string();
         let mut pending = self.register_pending(&request_id, expected);
-        let request = Request::AllRooms {
-            uid: Some(self.uid.clone()),
-            request_id,
-        };
+        let request = request(Some(self.uid.clone()), request_id);
         self.publish(
             self.channels(nsp).request(),
             request.encode(),
@@ -973,15 +965,15 @@ impl Shared {
         .await?;
         let mut items = Vec::new();
         let answered = pending
-            .collect(expected, started, |response| match response {
-                Response::AllRooms { mut rooms, .. } => {
-                    items.append(&mut rooms);
+            .collect(expected, started, |response| match items_of(response) {
+                Some(mut answer) => {
+                    items.append(&mut answer);
                     true
                 }
-                _ => false,
+                None => false,
             })
             .await;
-        self.finish_request(RequestKind::AllRooms, expected, answered, started);
+        self.finish_request(kind, expected, answered, started);
         Ok(Gathered {
             items,
             expected,
