@@ -57,6 +57,12 @@ pub const KEYS: &[KeyDoc] = &[
         help: "on SIGTERM/SIGINT, close client connections staggered over this period, then exit",
     },
     KeyDoc {
+        env: "GATEWAY_WS_READ_BUFFER_BYTES",
+        toml: "ws_read_buffer_bytes",
+        default: "1024",
+        help: "read buffer of each WebSocket connection; larger client messages are read in several steps. Every idle connection holds one, so it sets much of the memory per connection",
+    },
+    KeyDoc {
         env: "GATEWAY_LOG__FORMAT",
         toml: "log.format",
         default: "plain",
@@ -224,6 +230,11 @@ impl RedisConfig {
     }
 }
 
+/// Below this a WebSocket frame header alone needs several reads.
+const MIN_WS_READ_BUFFER_BYTES: usize = 64;
+/// engineioxide's own default is 4 KiB; beyond 1 MiB per connection is a typo.
+const MAX_WS_READ_BUFFER_BYTES: usize = 1 << 20;
+
 /// The whole gateway configuration.
 #[derive(Debug, Clone, Deserialize)]
 pub struct GatewayConfig {
@@ -238,6 +249,8 @@ pub struct GatewayConfig {
     pub cors_origins: Vec<String>,
     /// How long a drain takes, in milliseconds.
     pub drain_period_ms: u64,
+    /// Read buffer of each WebSocket connection, in bytes.
+    pub ws_read_buffer_bytes: usize,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -335,6 +348,17 @@ impl GatewayConfig {
             return invalid(
                 "redis.tls_ca_file",
                 "is set but redis.url is not a rediss:// URL (with sentinels, redis.url carries the TLS choice)".into(),
+            );
+        }
+        if !(MIN_WS_READ_BUFFER_BYTES..=MAX_WS_READ_BUFFER_BYTES)
+            .contains(&self.ws_read_buffer_bytes)
+        {
+            return invalid(
+                "ws_read_buffer_bytes",
+                format!(
+                    "{} is outside {MIN_WS_READ_BUFFER_BYTES}..={MAX_WS_READ_BUFFER_BYTES}",
+                    self.ws_read_buffer_bytes
+                ),
             );
         }
         if self.namespaces.is_empty() {
@@ -436,6 +460,7 @@ mod tests {
         assert_eq!(c.redis.request_timeout_ms, 5000);
         assert_eq!(c.log.format, LogFormat::Plain);
         assert_eq!(c.drain_period_ms, 10_000);
+        assert_eq!(c.ws_read_buffer_bytes, 1024);
     }
 
     #[test]
@@ -495,6 +520,12 @@ mod tests {
             ("GATEWAY_REDIS__URL", "http://x", "redis.url"),
             ("GATEWAY_NAMESPACES", "chat", "namespaces"),
             ("GATEWAY_LOG__FORMAT", "xml", "format"),
+            ("GATEWAY_WS_READ_BUFFER_BYTES", "8", "ws_read_buffer_bytes"),
+            (
+                "GATEWAY_WS_READ_BUFFER_BYTES",
+                "lots",
+                "ws_read_buffer_bytes",
+            ),
             (
                 "GATEWAY_REDIS__REQUEST_TIMEOUT_MS",
                 "0",

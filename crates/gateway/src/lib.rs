@@ -11,6 +11,7 @@ pub mod config;
 pub mod conn;
 pub mod handlers;
 pub mod metrics;
+mod request_head;
 pub mod server;
 
 pub use config::GatewayConfig;

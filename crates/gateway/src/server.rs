@@ -37,6 +37,7 @@ use crate::config::GatewayConfig;
 use crate::conn::{ConnectionTracker, TrackedListener};
 use crate::handlers;
 use crate::metrics::GatewayMetrics;
+use crate::request_head::detach_request_head;
 
 /// Why the gateway could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +116,7 @@ pub async fn run(
         None => {
             info!("no redis.url: single-node mode with the in-memory adapter");
             let (layer, io) = SocketIo::builder()
+                .ws_read_buffer_size(config.ws_read_buffer_bytes)
                 .with_state(metrics.clone())
                 .build_layer();
             for ns in &config.namespaces {
@@ -131,6 +133,7 @@ pub async fn run(
                 .map_err(GatewayError::Redis)?;
             info!(uid = cluster.uid(), "connected to redis");
             let (layer, io) = SocketIo::builder()
+                .ws_read_buffer_size(config.ws_read_buffer_bytes)
                 .with_state(metrics.clone())
                 .with_adapter::<RedisAdapter<_>>(cluster.clone())
                 .build_layer();
@@ -266,7 +269,9 @@ fn local_addr(listener: &TcpListener) -> String {
 }
 
 fn socket_app<A: Adapter>(layer: SocketIoLayer<A>, cors: Option<CorsLayer>) -> Router {
-    let router = Router::new().layer(layer);
+    let router = Router::new()
+        .layer(layer)
+        .layer(axum::middleware::map_request(detach_request_head));
     match cors {
         Some(cors) => router.layer(cors),
         None => router,
