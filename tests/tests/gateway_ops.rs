@@ -1,13 +1,18 @@
 //! Operating the gateway: Prometheus metrics that move with traffic,
-//! `/readyz` following Redis, and a SIGTERM drain during which clients move
-//! to another gateway while emits keep arriving.
+//! `/readyz` following Redis, a SIGTERM drain during which clients move
+//! to another gateway while emits keep arriving, and a client that stops
+//! reading, whose broadcasts are dropped and counted without holding up
+//! the others.
 
 use std::time::{Duration, Instant};
 
 use e2e::bins::http_get;
 use e2e::{wait_for, GatewayProcess, NodePeer, RedisServer};
 use emitter::{Emitter, RedisConfig};
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use tokio::net::TcpSocket;
+use tokio_tungstenite::tungstenite::Message;
 
 const EVENT: Duration = Duration::from_secs(10);
 
@@ -321,5 +326,105 @@ async fn sigterm_drains_clients_to_the_other_gateway_without_losing_emits() -> a
             phases.last()
         );
     }
+    Ok(())
+}
+
+/// A Socket.IO client (raw WebSocket, Engine.IO 4) that connects to the
+/// default namespace and then never reads again. Its receive buffer is
+/// pinned small so the gateway's writes back up quickly.
+async fn stalled_client(
+    gateway: &GatewayProcess,
+) -> anyhow::Result<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>> {
+    let address: std::net::SocketAddr = gateway.url().trim_start_matches("http://").parse()?;
+    let socket = TcpSocket::new_v4()?;
+    socket.set_recv_buffer_size(4096)?;
+    let stream = socket.connect(address).await?;
+    let url = format!("ws://{address}/socket.io/?EIO=4&transport=websocket");
+    let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await?;
+    // engineioxide pings right after OPEN: answer, and wait for CONNECT.
+    let mut open = None;
+    ws.send(Message::text("40")).await?;
+    loop {
+        let text = match tokio::time::timeout(EVENT, ws.next()).await? {
+            Some(Ok(Message::Text(text))) => text.to_string(),
+            Some(Ok(_)) => continue,
+            Some(Err(err)) => return Err(err.into()),
+            None => anyhow::bail!("closed before the handshake ended"),
+        };
+        match text.as_bytes().first() {
+            Some(b'0') => open = Some(text),
+            Some(b'2') => ws.send(Message::text("3")).await?,
+            _ if text.starts_with("40") => break,
+            _ => anyhow::bail!("unexpected packet during the handshake: {text}"),
+        }
+    }
+    anyhow::ensure!(open.is_some(), "CONNECT came before OPEN");
+    Ok(ws)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_loses_its_broadcasts_counted_and_others_get_all(
+) -> anyhow::Result<()> {
+    // 150 broadcasts of 64 KiB (9.6 MB) outgrow what the kernel buffers for
+    // the stalled socket (send buffer at most 4 MiB here, receive 4 KiB)
+    // plus a 4-packet client buffer.
+    const FLOOD: usize = 150;
+    let master = RedisServer::master().await?;
+    let replica = RedisServer::replica_of(&master).await?;
+    let gw = gateway(
+        "gw",
+        &master,
+        &replica,
+        &[("GATEWAY_CLIENT_BUFFER_PACKETS", "4")],
+    )
+    .await?;
+    let stalled = stalled_client(&gw).await?;
+    let mut reader = NodePeer::client("reader", &gw.url(), &[]).await?;
+    wait_metric(&gw, "socketio_connected_sockets{namespace=\"/\"}", |v| {
+        v == 2.0
+    })
+    .await?;
+
+    let emitter = Emitter::connect(&RedisConfig {
+        url: master.url(),
+        ..RedisConfig::default()
+    })
+    .await?;
+    let filler = "x".repeat(64 * 1024);
+    // In lockstep with the client that reads, so that only the stalled one
+    // ever has packets waiting: it loses broadcasts, the reader none.
+    for i in 0..FLOOD {
+        emitter
+            .emit_json("message", &[json!(i), json!(filler)])
+            .await?;
+        let event = reader.expect_event("message", EVENT).await?;
+        assert_eq!(event["args"][0], json!(i), "message {i}");
+    }
+    wait_metric(
+        &gw,
+        "socketio_packets_dropped_total{reason=\"client_buffer_full\"}",
+        |v| v >= 1.0,
+    )
+    .await?;
+    // Every broadcast had two recipients: each was either handed over
+    // (socketio_packets_sent_total) or dropped, never both.
+    let (sent, dropped) = wait_for(
+        "sent + dropped to account for every recipient",
+        EVENT,
+        || async {
+            let body = scrape(&gw).await?;
+            let sent = sample(&body, "socketio_packets_sent_total").unwrap_or(0.0);
+            let dropped = sample(
+                &body,
+                "socketio_packets_dropped_total{reason=\"client_buffer_full\"}",
+            )
+            .unwrap_or(0.0);
+            Ok((sent + dropped == 2.0 * FLOOD as f64).then_some((sent, dropped)))
+        },
+    )
+    .await?;
+    assert!(sent >= FLOOD as f64, "sent {sent}");
+    eprintln!("stalled client: {dropped} of {FLOOD} broadcasts dropped; {sent} packets sent");
+    drop(stalled);
     Ok(())
 }

@@ -31,8 +31,9 @@ use std::{
 
 use socketioxide_core::{
     adapter::{
-        errors::BroadcastError, BroadcastFlags, BroadcastOptions, CoreAdapter, CoreLocalAdapter,
-        DefinedAdapter, RemoteSocketData, Room, RoomParam, SocketEmitter, Spawnable,
+        errors::{BroadcastError, SocketError},
+        BroadcastFlags, BroadcastOptions, CoreAdapter, CoreLocalAdapter, DefinedAdapter,
+        RemoteSocketData, Room, RoomParam, SocketEmitter, Spawnable,
     },
     packet::Packet,
     Sid, Str, Uid,
@@ -333,17 +334,23 @@ impl<E: SocketEmitter> RedisAdapter<E> {
         self.ensure_id_rooms(rooms.iter().chain(except));
         let packet = Packet::event(self.local.path().clone(), value);
         let opts = local_opts(rooms, except, volatile);
-        self.count_deliveries(&opts);
-        if let Err(errors) = self.local.broadcast(packet, opts) {
-            tracing::debug!(nsp = %self.nsp, failed = errors.len(), "some local sockets could not take a remote broadcast");
-        }
+        // Failed sends are counted; the sender is another node, so there is
+        // no one to return them to.
+        let _ = self.broadcast_locally(packet, opts);
     }
 
-    /// Counts the local sockets a broadcast is about to reach (socketioxide
-    /// reports no count from its send path).
-    fn count_deliveries(&self, opts: &BroadcastOptions) {
-        let recipients = self.local.sockets(opts.clone()).len();
-        self.shared.metrics.delivered_locally(recipients as u64);
+    /// Hands a broadcast to the local sockets and counts what reached them
+    /// and what did not (socketioxide reports only the failures).
+    fn broadcast_locally(
+        &self,
+        packet: Packet,
+        opts: BroadcastOptions,
+    ) -> Result<(), Vec<SocketError>> {
+        let recipients = self.local.sockets(opts.clone()).len() as u64;
+        let result = self.local.broadcast(packet, opts);
+        let failures = result.as_ref().err().map_or(&[][..], Vec::as_slice);
+        self.shared.metrics.delivered_locally(recipients, failures);
+        result
     }
 
     fn on_control(self: &Arc<Self>, item: ControlItem) {
@@ -687,8 +694,7 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
                 published = self.publish_broadcast(&packet, rooms, except, &opts).await;
             }
         }
-        self.count_deliveries(&opts);
-        self.local.broadcast(packet, opts)?;
+        self.broadcast_locally(packet, opts)?;
         published.map_err(|e| BroadcastError::Adapter(e.into()))
     }
 

@@ -44,7 +44,7 @@ pub use config::{AdapterConfig, SubscriberSelection};
 pub use error::{Error, InitError};
 pub use metrics::{
     AdapterMetrics, DropReason, GarbageKind, MessageKind, MetricsSnapshot, RequestKind,
-    RequestOutcome,
+    RequestOutcome, SendFailure,
 };
 pub use state::{
     ClusterHandle, Gathered, Readiness, ServerSideAck, ServerSideEmit, ServerSideEmitHandler,

@@ -16,6 +16,7 @@ use std::{
 
 use prometheus::{core::Collector, Histogram, HistogramOpts, HistogramVec};
 use serde::Serialize;
+use socketioxide_core::adapter::errors::SocketError;
 
 macro_rules! labelled_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $label:literal),+ $(,)? }) => {
@@ -112,6 +113,17 @@ labelled_enum!(
     }
 );
 
+labelled_enum!(
+    /// Why a broadcast packet was not handed to a local socket.
+    SendFailure {
+        /// The socket's send buffer was full: its client reads slower than
+        /// broadcasts arrive (overload, or a stalled client).
+        ClientBufferFull => "client_buffer_full",
+        /// The socket was closing.
+        SocketClosed => "socket_closed",
+    }
+);
+
 fn counters<const N: usize>() -> [AtomicU64; N] {
     std::array::from_fn(|_| AtomicU64::new(0))
 }
@@ -177,6 +189,7 @@ pub struct AdapterMetrics {
     received: [AtomicU64; 4],
     garbage: [AtomicU64; 6],
     dropped: [AtomicU64; 6],
+    send_failures: [AtomicU64; 2],
     requests: [[AtomicU64; 3]; 5],
     request_micros: [AtomicU64; 5],
     subscriber_reconnects: AtomicU64,
@@ -222,6 +235,7 @@ impl Default for AdapterMetrics {
             received: counters(),
             garbage: counters(),
             dropped: counters(),
+            send_failures: counters(),
             requests: std::array::from_fn(|_| counters()),
             request_micros: counters(),
             subscriber_reconnects: AtomicU64::new(0),
@@ -269,8 +283,18 @@ impl AdapterMetrics {
             self.delivery_seconds.observe(took.as_secs_f64());
         }
     }
-    pub(crate) fn delivered_locally(&self, sockets: u64) {
-        self.local_deliveries.fetch_add(sockets, Relaxed);
+    /// A local broadcast reached `sockets` sockets, minus `failures`.
+    pub(crate) fn delivered_locally(&self, sockets: u64, failures: &[SocketError]) {
+        for failure in failures {
+            let reason = match failure {
+                SocketError::InternalChannelFull => SendFailure::ClientBufferFull,
+                SocketError::Closed => SendFailure::SocketClosed,
+            };
+            self.send_failures[reason.index()].fetch_add(1, Relaxed);
+        }
+        let failed = u64::try_from(failures.len()).unwrap_or(u64::MAX);
+        self.local_deliveries
+            .fetch_add(sockets.saturating_sub(failed), Relaxed);
     }
     pub(crate) fn subscriber_reconnected(&self) {
         self.subscriber_reconnects.fetch_add(1, Relaxed);
@@ -317,11 +341,16 @@ impl AdapterMetrics {
     pub fn dropped_count(&self, reason: DropReason) -> u64 {
         self.dropped[reason.index()].load(Relaxed)
     }
+    /// Number of broadcast packets not handed to a local socket for `reason`.
+    pub fn send_failure_count(&self, reason: SendFailure) -> u64 {
+        self.send_failures[reason.index()].load(Relaxed)
+    }
     /// Number of requests of `kind` that ended with `outcome`.
     pub fn request_count(&self, kind: RequestKind, outcome: RequestOutcome) -> u64 {
         self.requests[kind.index()][outcome.index()].load(Relaxed)
     }
-    /// Packets handed to local sockets by broadcasts (local and remote).
+    /// Packets handed to local sockets by broadcasts (local and remote),
+    /// failed sends excluded.
     pub fn local_deliveries(&self) -> u64 {
         self.local_deliveries.load(Relaxed)
     }
@@ -382,6 +411,9 @@ impl AdapterMetrics {
             dropped: by_label(DropReason::ALL, DropReason::as_str, |k| {
                 self.dropped_count(k)
             }),
+            send_failures: by_label(SendFailure::ALL, SendFailure::as_str, |k| {
+                self.send_failure_count(k)
+            }),
             requests,
             request_seconds,
             subscriber_reconnects: self.subscriber_reconnects(),
@@ -404,6 +436,8 @@ pub struct MetricsSnapshot {
     pub garbage: BTreeMap<&'static str, u64>,
     /// Dropped messages, by [`DropReason`] label.
     pub dropped: BTreeMap<&'static str, u64>,
+    /// Broadcast packets not handed to a local socket, by [`SendFailure`] label.
+    pub send_failures: BTreeMap<&'static str, u64>,
     /// Finished requests by ([`RequestKind`], [`RequestOutcome`]) labels.
     #[serde(skip)]
     pub requests: BTreeMap<(&'static str, &'static str), u64>,
@@ -442,6 +476,23 @@ mod tests {
     }
 
     #[test]
+    fn failed_sends_are_counted_and_not_delivered() {
+        let metrics = AdapterMetrics::default();
+        metrics.delivered_locally(
+            10,
+            &[
+                SocketError::InternalChannelFull,
+                SocketError::InternalChannelFull,
+                SocketError::Closed,
+            ],
+        );
+        metrics.delivered_locally(5, &[]);
+        assert_eq!(metrics.local_deliveries(), 12);
+        assert_eq!(metrics.send_failure_count(SendFailure::ClientBufferFull), 2);
+        assert_eq!(metrics.send_failure_count(SendFailure::SocketClosed), 1);
+    }
+
+    #[test]
     fn snapshot_reflects_counters() {
         let metrics = AdapterMetrics::default();
         metrics.published(MessageKind::Broadcast);
@@ -459,6 +510,7 @@ mod tests {
         assert_eq!(snap.garbage["request"], 1);
         assert_eq!(snap.dropped["queue_full"], 1);
         assert_eq!(snap.requests[&("fetch_sockets", "timeout")], 1);
+        assert_eq!(snap.send_failures["client_buffer_full"], 0);
         assert!((snap.request_seconds["fetch_sockets"] - 1.5).abs() < 1e-9);
     }
 }

@@ -24,6 +24,7 @@ pub struct AdapterExporter {
     received: IntCounterVec,
     decode_errors: IntCounterVec,
     dropped: IntCounterVec,
+    send_failures: IntCounterVec,
     requests: IntCounterVec,
     reconnects: IntCounter,
     endpoint: IntGaugeVec,
@@ -75,6 +76,13 @@ impl AdapterExporter {
                 ),
                 &["reason"],
             )?,
+            send_failures: IntCounterVec::new(
+                Opts::new(
+                    "socketio_packets_dropped_total",
+                    "Broadcast packets not handed to a local client, by reason: client_buffer_full (the client reads slower than broadcasts arrive; see GATEWAY_CLIENT_BUFFER_PACKETS) or socket_closed",
+                ),
+                &["reason"],
+            )?,
             requests: IntCounterVec::new(
                 Opts::new("adapter_requests_total", "Cluster requests by type and outcome"),
                 &["type", "outcome"],
@@ -102,6 +110,7 @@ impl AdapterExporter {
         registry.register(Box::new(exporter.received.clone()))?;
         registry.register(Box::new(exporter.decode_errors.clone()))?;
         registry.register(Box::new(exporter.dropped.clone()))?;
+        registry.register(Box::new(exporter.send_failures.clone()))?;
         registry.register(Box::new(exporter.requests.clone()))?;
         for histogram in exporter.cluster.metrics().histograms() {
             registry.register(histogram)?;
@@ -135,6 +144,9 @@ impl AdapterExporter {
         }
         for (reason, value) in &snapshot.dropped {
             advance(&self.dropped.with_label_values(&[reason]), *value);
+        }
+        for (reason, value) in &snapshot.send_failures {
+            advance(&self.send_failures.with_label_values(&[reason]), *value);
         }
         for ((kind, outcome), value) in &snapshot.requests {
             advance(&self.requests.with_label_values(&[kind, outcome]), *value);

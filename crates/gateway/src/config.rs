@@ -63,6 +63,12 @@ pub const KEYS: &[KeyDoc] = &[
         help: "read buffer of each WebSocket connection; larger client messages are read in several steps. Every idle connection holds one, so it sets much of the memory per connection",
     },
     KeyDoc {
+        env: "GATEWAY_CLIENT_BUFFER_PACKETS",
+        toml: "client_buffer_packets",
+        default: "128",
+        help: "packets queued per client before broadcasts to it are dropped (counted in socketio_packets_dropped_total); larger absorbs longer bursts at the cost of memory per slow client",
+    },
+    KeyDoc {
         env: "GATEWAY_LOG__FORMAT",
         toml: "log.format",
         default: "plain",
@@ -234,6 +240,8 @@ impl RedisConfig {
 const MIN_WS_READ_BUFFER_BYTES: usize = 64;
 /// engineioxide's own default is 4 KiB; beyond 1 MiB per connection is a typo.
 const MAX_WS_READ_BUFFER_BYTES: usize = 1 << 20;
+/// A bound, not a target: queued packets cost memory on slow clients only.
+const MAX_CLIENT_BUFFER_PACKETS: usize = 1 << 16;
 
 /// The whole gateway configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -251,6 +259,8 @@ pub struct GatewayConfig {
     pub drain_period_ms: u64,
     /// Read buffer of each WebSocket connection, in bytes.
     pub ws_read_buffer_bytes: usize,
+    /// Packets queued per client before sends to it fail.
+    pub client_buffer_packets: usize,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -361,6 +371,15 @@ impl GatewayConfig {
                 ),
             );
         }
+        if !(1..=MAX_CLIENT_BUFFER_PACKETS).contains(&self.client_buffer_packets) {
+            return invalid(
+                "client_buffer_packets",
+                format!(
+                    "{} is outside 1..={MAX_CLIENT_BUFFER_PACKETS}",
+                    self.client_buffer_packets
+                ),
+            );
+        }
         if self.namespaces.is_empty() {
             return invalid("namespaces", "at least one namespace is needed".into());
         }
@@ -461,6 +480,7 @@ mod tests {
         assert_eq!(c.log.format, LogFormat::Plain);
         assert_eq!(c.drain_period_ms, 10_000);
         assert_eq!(c.ws_read_buffer_bytes, 1024);
+        assert_eq!(c.client_buffer_packets, 128);
     }
 
     #[test]

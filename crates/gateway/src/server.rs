@@ -117,6 +117,7 @@ pub async fn run(
             info!("no redis.url: single-node mode with the in-memory adapter");
             let (layer, io) = SocketIo::builder()
                 .ws_read_buffer_size(config.ws_read_buffer_bytes)
+                .max_buffer_size(config.client_buffer_packets)
                 .with_state(metrics.clone())
                 .build_layer();
             for ns in &config.namespaces {
@@ -134,6 +135,7 @@ pub async fn run(
             info!(uid = cluster.uid(), "connected to redis");
             let (layer, io) = SocketIo::builder()
                 .ws_read_buffer_size(config.ws_read_buffer_bytes)
+                .max_buffer_size(config.client_buffer_packets)
                 .with_state(metrics.clone())
                 .with_adapter::<RedisAdapter<_>>(cluster.clone())
                 .build_layer();
