@@ -88,12 +88,13 @@ struct Point<'a> {
 }
 
 impl Point<'_> {
+    /// Orders steps by clients, then rate, "as fast as possible" (rate 0) last.
     fn key(&self) -> (usize, u64, usize) {
-        (
-            self.run.clients,
-            rate_key(self.step.rate_target),
-            self.run.payload_bytes,
-        )
+        let rate = match rate_key(self.step.rate_target) {
+            0 => u64::MAX,
+            rate => rate,
+        };
+        (self.run.clients, rate, self.run.payload_bytes)
     }
 
     fn step_name(&self) -> String {
@@ -460,7 +461,8 @@ pub fn chart(report: &BenchReport) -> String {
     keys.dedup();
 
     let (panel_w, panel_h, margin_l, margin_t, margin_b) = (400.0, 300.0, 70.0, 50.0, 120.0);
-    let width = 3.0 * (panel_w + margin_l + 20.0) + 20.0;
+    // Room on the right for the last panel's rotated step names.
+    let width = 3.0 * (panel_w + margin_l + 20.0) + 140.0;
     let height = panel_h + margin_t + margin_b + 40.0;
     let mut svg = String::new();
     let _ = writeln!(
@@ -536,7 +538,12 @@ pub fn chart(report: &BenchReport) -> String {
         }
         for key in &keys {
             let x = x_of(key);
-            let name = step_name(key.0, key.1 as f64 / 1000.0, key.2);
+            let rate = if key.1 == u64::MAX {
+                0.0
+            } else {
+                key.1 as f64 / 1000.0
+            };
+            let name = step_name(key.0, rate, key.2);
             let _ = writeln!(
                 svg,
                 r#"<text transform="translate({x},{}) rotate(40)" font-size="10">{}</text>"#,
@@ -648,6 +655,28 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn as_fast_as_possible_sorts_last_and_is_named_max() {
+        let runs = vec![run(
+            "rust",
+            Scenario::Fanout,
+            1000,
+            &[
+                (0.0, 5_000_000, 5_000_000, 90.0, 5.0),
+                (100.0, 1_000_000, 1_000_000, 9.0, 5.0),
+            ],
+        )];
+        let report = build("test", "", "", runs);
+        let md = markdown(&report);
+        let (at_100, at_max) = (
+            md.find("1k clients × 100 msg/s").expect("100 msg/s row"),
+            md.find("1k clients × max msg/s").expect("max row"),
+        );
+        assert!(at_100 < at_max, "{md}");
+        let svg = chart(&report);
+        assert!(svg.contains("1k clients × max msg/s"), "{svg}");
     }
 
     #[test]
