@@ -38,7 +38,9 @@ case $MODE in
     # 18k, not 20k: this machine's hard limit is 20000 open files per
     # process, and the load generator holds every client in one process.
     IDLE_CLIENTS=18000; IDLE_HOLD=5
-    FANOUT_STEPS=("1000:1,10,100,0" "5000:1,10,100" "18000:1,10,100")
+    # 200 clients: the smallest step, where each message is few writes, so
+    # that every stack has a step to show its capacity at.
+    FANOUT_STEPS=("200:10,100,1000" "1000:1,10,100,0" "5000:1,10,100" "18000:1,10,100")
     DURATION=8; DRAIN=5
     ROOMS_CLIENTS=5000; ROOMS_RATES=100,1000
     EMITTER_CLIENTS=1000; EMITTER_RATES=100,0

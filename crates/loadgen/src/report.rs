@@ -388,9 +388,14 @@ pub fn markdown(report: &BenchReport) -> String {
         };
         all.sort_by_key(|p| (p.key(), order(&p.run.label)));
         for p in all {
-            let of_floor = floor.iter().find(|f| f.key() == p.key()).and_then(|f| {
-                Some(p.step.deliveries_per_cpu_sec? / f.step.deliveries_per_cpu_sec? * 100.0)
-            });
+            // A floor that lost messages is no reference: its cost per
+            // delivery counted is not the machine's limit.
+            let of_floor = floor
+                .iter()
+                .find(|f| f.key() == p.key() && f.loss_free())
+                .and_then(|f| {
+                    Some(p.step.deliveries_per_cpu_sec? / f.step.deliveries_per_cpu_sec? * 100.0)
+                });
             let _ = writeln!(
                 md,
                 "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} |",
@@ -677,6 +682,28 @@ mod tests {
         assert!(at_100 < at_max, "{md}");
         let svg = chart(&report);
         assert!(svg.contains("1k clients × max msg/s"), "{svg}");
+
+        // No percentage of a floor that lost messages.
+        let runs = vec![
+            run(
+                "rust",
+                Scenario::Fanout,
+                1000,
+                &[(100.0, 1_000_000, 1_000_000, 9.0, 5.0)],
+            ),
+            run(
+                "floor",
+                Scenario::Fanout,
+                1000,
+                &[(100.0, 1_000_000, 10_000, 9.0, 5.0)],
+            ),
+        ];
+        let md = markdown(&build("test", "", "", runs));
+        let row = md
+            .lines()
+            .find(|l| l.contains("| rust | 100000 |"))
+            .expect("rust row");
+        assert!(row.ends_with("| – |"), "{row}");
     }
 
     #[test]
