@@ -360,26 +360,16 @@ impl GatewayConfig {
                 "is set but redis.url is not a rediss:// URL (with sentinels, redis.url carries the TLS choice)".into(),
             );
         }
-        if !(MIN_WS_READ_BUFFER_BYTES..=MAX_WS_READ_BUFFER_BYTES)
-            .contains(&self.ws_read_buffer_bytes)
-        {
-            return invalid(
-                "ws_read_buffer_bytes",
-                format!(
-                    "{} is outside {MIN_WS_READ_BUFFER_BYTES}..={MAX_WS_READ_BUFFER_BYTES}",
-                    self.ws_read_buffer_bytes
-                ),
-            );
-        }
-        if !(1..=MAX_CLIENT_BUFFER_PACKETS).contains(&self.client_buffer_packets) {
-            return invalid(
-                "client_buffer_packets",
-                format!(
-                    "{} is outside 1..={MAX_CLIENT_BUFFER_PACKETS}",
-                    self.client_buffer_packets
-                ),
-            );
-        }
+        check_range(
+            "ws_read_buffer_bytes",
+            self.ws_read_buffer_bytes,
+            MIN_WS_READ_BUFFER_BYTES..=MAX_WS_READ_BUFFER_BYTES,
+        )?;
+        check_range(
+            "client_buffer_packets",
+            self.client_buffer_packets,
+            1..=MAX_CLIENT_BUFFER_PACKETS,
+        )?;
         if self.namespaces.is_empty() {
             return invalid("namespaces", "at least one namespace is needed".into());
         }
@@ -430,6 +420,21 @@ fn non_empty(list: Vec<String>) -> Vec<String> {
 
 fn invalid<T>(key: &'static str, reason: String) -> Result<T, ConfigError> {
     Err(ConfigError::Invalid { key, reason })
+}
+
+fn check_range(
+    key: &'static str,
+    value: usize,
+    range: std::ops::RangeInclusive<usize>,
+) -> Result<(), ConfigError> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        invalid(
+            key,
+            format!("{value} is outside {}..={}", range.start(), range.end()),
+        )
+    }
 }
 
 fn check_redis_url(key: &'static str, url: &str) -> Result<(), ConfigError> {
