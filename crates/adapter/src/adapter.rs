@@ -444,34 +444,25 @@ impl<E: SocketEmitter> RedisAdapter<E> {
                 request_id,
                 sid,
                 room,
-            } => {
-                if let Some(sid) = self.legacy_target(&sid) {
-                    self.local.add_all(sid, room);
-                    self.spawn_response(uid.as_deref(), Response::RemoteAck { request_id });
-                }
-            }
+            } => self.on_legacy_request(uid.as_deref(), request_id, &sid, |sid| {
+                self.local.add_all(sid, room)
+            }),
             Request::LegacyRemoteLeave {
                 uid,
                 request_id,
                 sid,
                 room,
-            } => {
-                if let Some(sid) = self.legacy_target(&sid) {
-                    self.local.del(sid, room);
-                    self.spawn_response(uid.as_deref(), Response::RemoteAck { request_id });
-                }
-            }
+            } => self.on_legacy_request(uid.as_deref(), request_id, &sid, |sid| {
+                self.local.del(sid, room)
+            }),
             Request::LegacyRemoteDisconnect {
                 uid,
                 request_id,
                 sid,
                 ..
-            } => {
-                if let Some(sid) = self.legacy_target(&sid) {
-                    let _ = self.local.disconnect_socket(BroadcastOptions::new(sid));
-                    self.spawn_response(uid.as_deref(), Response::RemoteAck { request_id });
-                }
-            }
+            } => self.on_legacy_request(uid.as_deref(), request_id, &sid, |sid| {
+                let _ = self.local.disconnect_socket(BroadcastOptions::new(sid));
+            }),
             Request::RemoteFetch {
                 uid,
                 request_id,
@@ -514,6 +505,21 @@ impl<E: SocketEmitter> RedisAdapter<E> {
             } => {
                 self.answer_broadcast_with_ack(uid, request_id, packet, opts, channel);
             }
+        }
+    }
+
+    /// A legacy single-socket request (types 2-4): applied and acknowledged
+    /// only by the node that holds the socket.
+    fn on_legacy_request(
+        &self,
+        uid: Option<&str>,
+        request_id: String,
+        sid: &str,
+        apply: impl FnOnce(Sid),
+    ) {
+        if let Some(sid) = self.legacy_target(sid) {
+            apply(sid);
+            self.spawn_response(uid, Response::RemoteAck { request_id });
         }
     }
 

@@ -1,6 +1,7 @@
-//! Hostile and overloaded input: garbage on every subscribed channel is
-//! counted and never breaks anything; the legacy 2014 emitter is understood;
-//! messages dropped under overload are all accounted for.
+//! Hostile, old and overloaded input: garbage on every subscribed channel is
+//! counted and never breaks anything; the legacy 2014 emitter and the
+//! per-socket requests of adapters before 7.x are understood; messages
+//! dropped under overload are all accounted for.
 
 mod common;
 
@@ -201,5 +202,76 @@ async fn overload_drops_are_counted() -> anyhow::Result<()> {
     client.no_event("flood", QUIET).await?;
     tracing::info!(delivered, dropped, "overload accounting");
     assert_eq!(delivered + dropped, SENT);
+    Ok(())
+}
+
+/// Requests types 2-4 in their legacy shape, `{uid, requestId, type, sid,
+/// room}`, as adapters before 7.x sent them: applied to the socket and
+/// acknowledged by the node that holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_socket_requests_are_applied_and_acknowledged() -> anyhow::Result<()> {
+    init_tracing();
+    let topology = Topology::start(1).await?;
+    let gateway = Gateway::start(topology.config()).await?;
+    let mut client = gateway.client("c").await?;
+    let mut responses = e2e::RedisConn::connect(topology.master.port()).await?;
+    responses.psubscribe("socket.io-response#/#*").await?;
+
+    let sid = client.sid.clone();
+    let request = |kind: u8, request_id: &str| {
+        let body = json!({
+            "uid": "old-node",
+            "requestId": request_id,
+            "type": kind,
+            "sid": sid,
+            "room": "legacy-room",
+        });
+        let master = &topology.master;
+        async move {
+            master
+                .command(&[
+                    b"PUBLISH".as_slice(),
+                    b"socket.io-request#/#",
+                    body.to_string().as_bytes(),
+                ])
+                .await
+        }
+    };
+    let acknowledged = async |responses: &mut e2e::RedisConn, request_id: &str| {
+        let message = responses.next_message(Duration::from_secs(5)).await?;
+        let answer: serde_json::Value = serde_json::from_slice(&message.payload)?;
+        anyhow::ensure!(
+            answer["requestId"] == request_id,
+            "unexpected answer {answer} on {}",
+            message.channel
+        );
+        anyhow::Ok(())
+    };
+
+    request(2, "join-1").await?;
+    acknowledged(&mut responses, "join-1").await?;
+    gateway
+        .io
+        .to("legacy-room")
+        .emit("in-room", &1)
+        .await
+        .map_err(err)?;
+    assert_eq!(client.event("in-room").await?.args, vec![json!(1)]);
+
+    request(3, "leave-1").await?;
+    acknowledged(&mut responses, "leave-1").await?;
+    gateway
+        .io
+        .to("legacy-room")
+        .emit("in-room", &2)
+        .await
+        .map_err(err)?;
+    client
+        .no_event("in-room", Duration::from_millis(300))
+        .await?;
+
+    request(4, "disconnect-1").await?;
+    acknowledged(&mut responses, "disconnect-1").await?;
+    client.disconnected().await?;
     Ok(())
 }
