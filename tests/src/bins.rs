@@ -125,6 +125,21 @@ impl GatewayProcess {
     /// waits until it serves its admin endpoint (it binds after the adapter
     /// has subscribed, so this also means it is in the cluster).
     pub async fn start(name: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        // A free port can be taken by a concurrent test between the probe
+        // and the gateway's bind: then try again on fresh ports.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match Self::start_on_free_ports(name, env).await {
+                Err(err) if attempts < 3 && err.to_string().contains("Address already in use") => {
+                    eprintln!("[{name}] port taken meanwhile, starting again on other ports");
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn start_on_free_ports(name: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let port = free_port()?;
         let admin_port = free_port()?;
         let mut all: Vec<(String, String)> = vec![
