@@ -29,7 +29,7 @@ use fred::{
     clients::Client,
     interfaces::{ClientLike, EventInterface, PubsubInterface},
     prelude::{Builder, Config, ReconnectPolicy},
-    types::{InfoKind, Message, RespVersion, Value as RedisValue},
+    types::{Message, RespVersion, Value as RedisValue},
 };
 use tokio::{
     sync::{broadcast::error::RecvError, watch, Mutex},
@@ -168,10 +168,6 @@ impl Candidates {
             .then(|| "server is down or out of sync per the sentinels".to_owned())
     }
 
-    fn is_discovered(&self) -> bool {
-        matches!(self, Self::Discovered { .. })
-    }
-
     fn master_addr(&self) -> String {
         match self {
             Self::Fixed(_) => String::new(),
@@ -184,24 +180,6 @@ impl Candidates {
             Self::Fixed(_) => None,
             Self::Discovered { topology, .. } => Some(topology.clone()),
         }
-    }
-}
-
-/// Why a replica, by its own `INFO replication`, would not see every
-/// PUBLISH of its master now: its link is down or a (re)sync is running.
-fn replica_sync_problem(info: &str) -> Option<String> {
-    let field = |name: &str| {
-        info.lines()
-            .find_map(|line| line.trim_end().strip_prefix(name)?.strip_prefix(':'))
-    };
-    match (
-        field("master_link_status"),
-        field("master_sync_in_progress"),
-    ) {
-        (Some("up"), Some("0") | None) => None,
-        (Some("up"), Some(_)) => Some("a sync is in progress".to_owned()),
-        (Some(status), _) => Some(format!("master link {status}")),
-        (None, _) => Some("not a replica".to_owned()),
     }
 }
 
@@ -500,24 +478,6 @@ impl Subscriber {
                 )));
             }
         };
-        // With Sentinel, a replica just re-pointed at a new master is listed
-        // again before its resync ends, and the resync closes the
-        // connections of its clients: subscribing there would lose what is
-        // published meanwhile. Its own replication state is the authority.
-        if self.candidates.is_discovered() && endpoint.addr != master_at_start {
-            let problem = match client.info::<String>(Some(InfoKind::Replication)).await {
-                Ok(info) => replica_sync_problem(&info),
-                Err(err) => Some(format!("INFO replication failed: {err}")),
-            };
-            if let Some(problem) = problem {
-                quit_in_background(&client);
-                connection.abort();
-                return Err(Error::Sentinel(format!(
-                    "replica {} is not in sync yet: {problem}",
-                    endpoint.label
-                )));
-            }
-        }
         let forwarder = tokio::spawn(forward_messages(
             messages,
             self.sink.clone(),
@@ -664,25 +624,8 @@ async fn forward_messages(
 
 #[cfg(test)]
 mod tests {
-    use super::{redact, redis_config, replica_sync_problem};
+    use super::{redact, redis_config};
     use crate::config::AdapterConfig;
-
-    #[test]
-    fn a_replica_is_in_sync_only_with_its_link_up_and_no_sync_running() {
-        let info = |status: &str, sync: &str| {
-            format!(
-                "# Replication\r\nrole:slave\r\nmaster_host:10.0.0.1\r\nmaster_port:6379\r\n\
-                 master_link_status:{status}\r\nmaster_sync_in_progress:{sync}\r\n"
-            )
-        };
-        assert_eq!(replica_sync_problem(&info("up", "0")), None);
-        assert!(replica_sync_problem(&info("down", "0")).is_some_and(|p| p.contains("down")));
-        assert!(replica_sync_problem(&info("up", "1")).is_some());
-        assert!(
-            replica_sync_problem("# Replication\r\nrole:master\r\nconnected_slaves:2\r\n")
-                .is_some_and(|p| p.contains("not a replica"))
-        );
-    }
 
     #[test]
     fn redacts_credentials() {
