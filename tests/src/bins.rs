@@ -4,9 +4,12 @@
 //! operator would (environment variables), so that configuration parsing,
 //! start-up and shutdown are part of what is tested. A binary of another
 //! package is not visible through `CARGO_BIN_EXE_*`, so it is built once per
-//! test process with the same cargo that runs the tests (a no-op when
-//! `cargo test --workspace` already built it) and taken from the target
-//! directory next to the running test executable.
+//! test process with the same cargo that runs the tests and taken from the
+//! target directory next to the running test executable. The build asks for
+//! exactly what `cargo test --workspace` builds, so under `make test` it is a
+//! no-op: any other package selection unifies dependency features
+//! differently (the dev-dependencies enable some) and would compile part of
+//! the graph a second time, costing minutes and gigabytes in CI.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -34,15 +37,13 @@ pub async fn bin_dir() -> anyhow::Result<PathBuf> {
         .get_or_try_init(|| async {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let status = Command::new(cargo)
-                .args([
-                    "build", "--quiet", "-p", "gateway", "-p", "emitter", "-p", "loadgen",
-                ])
+                .args(["test", "--workspace", "--no-run", "--quiet"])
                 .current_dir(workspace_root())
                 .status()
                 .await
-                .context("running cargo build for the workspace binaries")?;
+                .context("building the workspace binaries")?;
             if !status.success() {
-                bail!("cargo build -p gateway -p emitter -p loadgen failed: {status}");
+                bail!("cargo test --workspace --no-run failed: {status}");
             }
             // The test executable lives in target/<profile>/deps/.
             let exe = std::env::current_exe().context("locating the test executable")?;

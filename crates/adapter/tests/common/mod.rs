@@ -201,7 +201,11 @@ impl TestClient {
         answer_acks: bool,
     ) -> anyhow::Result<Self> {
         let url = format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket");
-        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url)).await??;
+        let handshake = async {
+            let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+            anyhow::Ok(tokio_tungstenite::client_async(url, stream).await?)
+        };
+        let (ws, _) = tokio::time::timeout(WAIT, handshake).await??;
         let (mut sink, mut stream) = ws.split();
         let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Message>();
         let (in_tx, in_rx) = mpsc::unbounded_channel::<ClientMsg>();
