@@ -36,9 +36,20 @@ pub async fn bin_dir() -> anyhow::Result<PathBuf> {
     BUILT
         .get_or_try_init(|| async {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
+            let mut command = Command::new(cargo);
+            command
                 .args(["test", "--workspace", "--no-run", "--quiet"])
-                .current_dir(workspace_root())
+                .current_dir(workspace_root());
+            // Cargo describes the running test to it in these variables;
+            // some build scripts (ring's) rerun when one changes, which
+            // would rebuild the TLS stack and everything above it twice.
+            for (name, _) in std::env::vars_os() {
+                let Some(name) = name.to_str() else { continue };
+                if is_test_run_variable(name) {
+                    command.env_remove(name);
+                }
+            }
+            let status = command
                 .status()
                 .await
                 .context("building the workspace binaries")?;
@@ -56,6 +67,22 @@ pub async fn bin_dir() -> anyhow::Result<PathBuf> {
         })
         .await
         .cloned()
+}
+
+/// Whether cargo set `name` for the test run, rather than to configure cargo.
+fn is_test_run_variable(name: &str) -> bool {
+    const SET_FOR_TESTS: [&str; 7] = [
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+    ];
+    SET_FOR_TESTS.contains(&name)
+        || name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_BIN_EXE_")
 }
 
 /// The path of a workspace binary, built if needed.
