@@ -46,6 +46,10 @@ pub struct RedisConfig {
     pub sentinel_master: String,
     /// Password of the sentinels themselves.
     pub sentinel_password: Option<String>,
+    /// How often the sentinels are asked whether the master moved (at least
+    /// 100 ms): the longest an emitter keeps publishing on a demoted master
+    /// that is still up.
+    pub sentinel_poll_interval_ms: u64,
     /// PEM file of the certificate authorities trusted for a `rediss://`
     /// master (a private CA, a self-signed certificate) instead of the
     /// system's.
@@ -82,6 +86,7 @@ impl Default for RedisConfig {
             sentinel_urls: Vec::new(),
             sentinel_master: "mymaster".to_owned(),
             sentinel_password: None,
+            sentinel_poll_interval_ms: 1_000,
             tls_ca_file: None,
         }
     }
@@ -143,6 +148,10 @@ impl RedisConfig {
 
     pub(crate) fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    pub(crate) fn sentinel_poll_interval(&self) -> Duration {
+        Duration::from_millis(self.sentinel_poll_interval_ms.max(100))
     }
 
     /// Checks every field; the error names the offending key (`redis.url`...).
@@ -404,10 +413,15 @@ mod tests {
                 ),
                 ("EMITTER_REDIS__SENTINEL_MASTER", "cluster-a"),
                 ("EMITTER_REDIS__SENTINEL_PASSWORD", "pw"),
+                ("EMITTER_REDIS__SENTINEL_POLL_INTERVAL_MS", "250"),
             ]),
             &[],
         )
         .unwrap();
+        assert_eq!(
+            settings.redis.sentinel_poll_interval(),
+            Duration::from_millis(250)
+        );
         assert_eq!(
             settings.redis.sentinel_hosts().unwrap(),
             vec![

@@ -25,6 +25,7 @@ use wire::{
 
 use crate::config::RedisConfig;
 use crate::error::EmitterError;
+use crate::sentinel::MasterFollower;
 
 /// Event names Socket.IO reserves (the same list as
 /// `@socket.io/redis-emitter`'s `RESERVED_EVENTS`), shared with the codec.
@@ -53,6 +54,8 @@ pub struct Emitter {
     client: fred::clients::Client,
     prefix: Arc<str>,
     channels: Arc<Channels>,
+    /// With sentinels: moves `client` to the master they name.
+    master_follower: Option<Arc<MasterFollower>>,
 }
 
 impl fmt::Debug for Emitter {
@@ -74,7 +77,7 @@ impl Emitter {
         // The returned handle drives the connection; dropping it does not
         // stop the task.
         let _connection_task = client.init().await?;
-        Ok(Self::from_client(client, &config.prefix))
+        Self::from_client(client, &config.prefix).following_sentinels(config)
     }
 
     /// Starts connecting in the background and returns at once, for a
@@ -83,7 +86,7 @@ impl Emitter {
     pub fn connect_lazy(config: &RedisConfig) -> Result<Self, EmitterError> {
         let client = build_client(config, false)?;
         let _connection_task = client.connect();
-        Ok(Self::from_client(client, &config.prefix))
+        Self::from_client(client, &config.prefix).following_sentinels(config)
     }
 
     /// Wraps a fred client the caller configured and connects itself (give it
@@ -93,7 +96,19 @@ impl Emitter {
             client,
             prefix: prefix.into(),
             channels: Arc::new(Channels::new(prefix, "/")),
+            master_follower: None,
         }
+    }
+
+    fn following_sentinels(mut self, config: &RedisConfig) -> Result<Self, EmitterError> {
+        let sentinels = config
+            .sentinel_hosts()
+            .map_err(|err| EmitterError::Config(err.to_string()))?;
+        if !sentinels.is_empty() {
+            let follower = MasterFollower::spawn(self.client.clone(), config, sentinels);
+            self.master_follower = Some(Arc::new(follower));
+        }
+        Ok(self)
     }
 
     /// An emitter for another namespace, sharing this connection.
@@ -102,6 +117,7 @@ impl Emitter {
             client: self.client.clone(),
             prefix: self.prefix.clone(),
             channels: Arc::new(Channels::new(&self.prefix, &normalize_nsp(nsp))),
+            master_follower: self.master_follower.clone(),
         }
     }
 
@@ -122,6 +138,9 @@ impl Emitter {
 
     /// Closes the Redis connection after pending commands.
     pub async fn quit(&self) -> Result<(), EmitterError> {
+        if let Some(follower) = &self.master_follower {
+            follower.stop();
+        }
         self.client.quit().await?;
         Ok(())
     }
