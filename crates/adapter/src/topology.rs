@@ -176,7 +176,7 @@ pub(crate) async fn discover(settings: &SentinelSettings) -> Result<Topology, Er
             tokio::time::timeout(settings.connect_timeout, client.init())
                 .await
                 .map_err(|_| timeout_error("timed out connecting to the sentinel"))??;
-            query(&client, settings).await
+            query(&client, settings, &[]).await
         }
         .await;
         let _ = tokio::time::timeout(Duration::from_millis(200), client.quit()).await;
@@ -200,6 +200,7 @@ pub(crate) fn spawn_watcher(
     tokio::spawn(async move {
         let mut next = 0usize;
         let mut failed_in_a_row = 0usize;
+        let mut former_masters = FormerMasters::default();
         loop {
             if *shutdown.borrow() {
                 return;
@@ -209,9 +210,16 @@ pub(crate) fn spawn_watcher(
             };
             let span =
                 tracing::info_span!("sentinel_watcher", sentinel = %format!("{host}:{port}"));
-            match watch_one(&settings, &host, port, &topology, shutdown.clone())
-                .instrument(span)
-                .await
+            match watch_one(
+                &settings,
+                &host,
+                port,
+                &topology,
+                &mut former_masters,
+                shutdown.clone(),
+            )
+            .instrument(span)
+            .await
             {
                 Ok(true) => return,
                 Ok(false) => failed_in_a_row = 0,
@@ -240,6 +248,7 @@ async fn watch_one(
     host: &str,
     port: u16,
     topology: &watch::Sender<Arc<Topology>>,
+    former_masters: &mut FormerMasters,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<bool, Error> {
     let commands = settings.sentinel_client(host, port)?;
@@ -261,7 +270,7 @@ async fn watch_one(
                     .collect::<Vec<_>>(),
             )
             .await?;
-        refresh(&commands, settings, topology).await?;
+        refresh(&commands, settings, topology, former_masters).await?;
         tracing::info!("following sentinel events");
         let mut poll = tokio::time::interval(settings.poll_interval);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -271,16 +280,16 @@ async fn watch_one(
                 message = messages.recv() => match message {
                     Ok(message) => {
                         tracing::info!(event = &*message.channel, detail = ?message.value.as_str(), "sentinel event");
-                        if let Err(err) = refresh(&commands, settings, topology).await {
+                        if let Err(err) = refresh(&commands, settings, topology, former_masters).await {
                             tracing::warn!(%err, "topology refresh after an event failed");
                         }
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        let _ = refresh(&commands, settings, topology).await;
+                        let _ = refresh(&commands, settings, topology, former_masters).await;
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(false),
                 },
-                _ = poll.tick() => match refresh(&commands, settings, topology).await {
+                _ = poll.tick() => match refresh(&commands, settings, topology, former_masters).await {
                     Ok(()) => failed_polls = 0,
                     Err(err) => {
                         failed_polls += 1;
@@ -305,12 +314,43 @@ async fn watch_one(
     result
 }
 
+/// Masters this watcher saw replaced, most recent last. A replica the
+/// sentinels still list as following one of them has not been re-pointed
+/// yet: it is about to be (Sentinel then drops its pub/sub clients and it
+/// resyncs), or it is cut off from the current master. The sentinels' view
+/// of its link lags by up to their INFO period, so its link status alone
+/// does not tell.
+#[derive(Debug, Default)]
+struct FormerMasters(Vec<String>);
+
+impl FormerMasters {
+    /// Enough for repeated failovers; older masters are replicas again.
+    const KEPT: usize = 4;
+
+    fn replaced(&mut self, previous: &str, current: &str) {
+        self.0.retain(|addr| addr != previous && addr != current);
+        self.0.push(previous.to_owned());
+        if self.0.len() > Self::KEPT {
+            self.0.remove(0);
+        }
+    }
+}
+
 async fn refresh(
     client: &Client,
     settings: &SentinelSettings,
     topology: &watch::Sender<Arc<Topology>>,
+    former_masters: &mut FormerMasters,
 ) -> Result<(), Error> {
-    let current = query(client, settings).await?;
+    let previous = topology.borrow().master.addr.clone();
+    // The master known so far counts as former in case this very answer
+    // names a new one.
+    let mut suspects = former_masters.0.clone();
+    suspects.push(previous.clone());
+    let current = query(client, settings, &suspects).await?;
+    if current.master.addr != previous {
+        former_masters.replaced(&previous, &current.master.addr);
+    }
     let changed = !topology.borrow().same_servers(&current);
     if changed {
         tracing::info!(
@@ -323,7 +363,13 @@ async fn refresh(
     Ok(())
 }
 
-async fn query(client: &Client, settings: &SentinelSettings) -> Result<Topology, Error> {
+/// The master and its usable replicas; a replica following one of
+/// `former_masters` (other than the current master) is not usable.
+async fn query(
+    client: &Client,
+    settings: &SentinelSettings,
+    former_masters: &[String],
+) -> Result<Topology, Error> {
     let sentinel = CustomCommand::new_static("SENTINEL", None, false);
     let master: RedisValue = client
         .custom(
@@ -360,6 +406,10 @@ async fn query(client: &Client, settings: &SentinelSettings) -> Result<Topology,
         .into_iter()
         .filter(|r| r.usable())
         .filter(|r| !(r.host == host && r.port == port))
+        .filter(|r| {
+            let follows = r.master_addr();
+            follows == format!("{host}:{port}") || !former_masters.contains(&follows)
+        })
         .map(|r| settings.endpoint(&r.host, r.port))
         .collect();
     usable.sort_by(|a, b| a.addr.cmp(&b.addr));
@@ -377,6 +427,9 @@ pub(crate) struct ReplicaInfo {
     pub port: u16,
     pub flags: String,
     pub master_link_status: String,
+    /// The master it reports replicating from (`master-host`, `master-port`).
+    pub master_host: String,
+    pub master_port: String,
 }
 
 impl ReplicaInfo {
@@ -388,6 +441,11 @@ impl ReplicaInfo {
             .split(',')
             .any(|flag| matches!(flag, "s_down" | "o_down" | "disconnected"))
             && self.master_link_status == "ok"
+    }
+
+    /// `host:port` of the master it follows (empty when not reported).
+    pub(crate) fn master_addr(&self) -> String {
+        format!("{}:{}", self.master_host, self.master_port)
     }
 }
 
@@ -420,6 +478,8 @@ pub(crate) fn parse_replicas(reply: RedisValue) -> Vec<ReplicaInfo> {
                     "port" => port = value.parse::<u16>().ok(),
                     "flags" => info.flags = value,
                     "master-link-status" => info.master_link_status = value,
+                    "master-host" => info.master_host = value,
+                    "master-port" => info.master_port = value,
                     _ => {}
                 }
             }
@@ -458,6 +518,8 @@ mod tests {
                 ("port", "7001"),
                 ("flags", "slave"),
                 ("master-link-status", "ok"),
+                ("master-host", "127.0.0.1"),
+                ("master-port", "7000"),
             ]),
             flat(&[
                 ("ip", "127.0.0.1"),
@@ -477,12 +539,26 @@ mod tests {
         let replicas = parse_replicas(reply);
         assert_eq!(replicas.len(), 3);
         assert_eq!(replicas[0].port, 7001);
+        assert_eq!(replicas[0].master_addr(), "127.0.0.1:7000");
         let usable: Vec<u16> = replicas
             .iter()
             .filter(|r| r.usable())
             .map(|r| r.port)
             .collect();
         assert_eq!(usable, vec![7001]);
+    }
+
+    #[test]
+    fn former_masters_keep_the_latest_few_and_never_the_current_one() {
+        let mut former = FormerMasters::default();
+        former.replaced("a:1", "b:1");
+        former.replaced("b:1", "a:1");
+        assert_eq!(former.0, vec!["b:1"], "a:1 is the master again");
+        for n in 2..10 {
+            former.replaced(&format!("x:{n}"), "a:1");
+        }
+        assert_eq!(former.0.len(), FormerMasters::KEPT);
+        assert_eq!(former.0.last().map(String::as_str), Some("x:9"));
     }
 
     #[test]
