@@ -6,10 +6,12 @@
 //! package is not visible through `CARGO_BIN_EXE_*`, so it is built once per
 //! test process with the same cargo that runs the tests and taken from the
 //! target directory next to the running test executable. The build asks for
-//! exactly what `cargo test --workspace` builds, so under `make test` it is a
-//! no-op: any other package selection unifies dependency features
-//! differently (the dev-dependencies enable some) and would compile part of
-//! the graph a second time, costing minutes and gigabytes in CI.
+//! what `cargo test --workspace` builds plus every binary (`--bins --tests`:
+//! the gateway binary is not needed by any test of its own package), so under
+//! `make test` it only links that one: any other selection unifies
+//! dependency features differently (the dev-dependencies enable some) and
+//! would compile part of the graph a second time, costing minutes and
+//! gigabytes in CI.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -38,7 +40,7 @@ pub async fn bin_dir() -> anyhow::Result<PathBuf> {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let mut command = Command::new(cargo);
             command
-                .args(["test", "--workspace", "--no-run", "--quiet"])
+                .args(["build", "--workspace", "--bins", "--tests", "--quiet"])
                 .current_dir(workspace_root());
             // Cargo describes the running test to it in these variables;
             // some build scripts (ring's) rerun when one changes, which
@@ -54,7 +56,7 @@ pub async fn bin_dir() -> anyhow::Result<PathBuf> {
                 .await
                 .context("building the workspace binaries")?;
             if !status.success() {
-                bail!("cargo test --workspace --no-run failed: {status}");
+                bail!("cargo build --workspace --bins --tests failed: {status}");
             }
             // The test executable lives in target/<profile>/deps/.
             let exe = std::env::current_exe().context("locating the test executable")?;
@@ -216,6 +218,28 @@ impl GatewayProcess {
         self.admin_port
     }
 
+    /// The body of `GET /metrics` on the admin port.
+    pub async fn scrape(&self) -> anyhow::Result<String> {
+        let (status, body) = http_get(self.admin_port, "/metrics").await?;
+        anyhow::ensure!(status == 200, "/metrics answered {status}");
+        Ok(body)
+    }
+
+    /// Waits until the sample `name{labels}` of `/metrics` satisfies `want`;
+    /// returns its value.
+    pub async fn wait_metric(
+        &self,
+        name_and_labels: &str,
+        want: impl Fn(f64) -> bool,
+        timeout: Duration,
+    ) -> anyhow::Result<f64> {
+        crate::wait_for(&format!("metric {name_and_labels}"), timeout, || async {
+            let body = self.scrape().await?;
+            Ok(metric_sample(&body, name_and_labels).filter(|v| want(*v)))
+        })
+        .await
+    }
+
     /// The process id.
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
@@ -306,6 +330,15 @@ pub async fn run_emitter(
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     ))
+}
+
+/// The value of the sample line `name{labels} value` of a Prometheus text
+/// exposition.
+pub fn metric_sample(exposition: &str, name_and_labels: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        let (key, value) = line.rsplit_once(' ')?;
+        (key == name_and_labels).then(|| value.parse().ok())?
+    })
 }
 
 /// A minimal HTTP/1.1 GET on 127.0.0.1 returning (status, body); enough for

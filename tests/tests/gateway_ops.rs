@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::bins::http_get;
+use e2e::bins::{http_get, metric_sample};
 use e2e::{wait_for, GatewayProcess, NodePeer, RedisServer};
 use emitter::{Emitter, RedisConfig};
 use futures_util::{SinkExt, StreamExt};
@@ -32,32 +32,13 @@ async fn gateway(
     GatewayProcess::start(name, &env).await
 }
 
-/// The value of one sample line `name{labels} value` of a text exposition.
-fn sample(metrics: &str, name_and_labels: &str) -> Option<f64> {
-    metrics.lines().find_map(|line| {
-        let (key, value) = line.rsplit_once(' ')?;
-        (key == name_and_labels).then(|| value.parse().ok())?
-    })
-}
-
-async fn scrape(gateway: &GatewayProcess) -> anyhow::Result<String> {
-    let (status, body) = http_get(gateway.admin_port(), "/metrics").await?;
-    anyhow::ensure!(status == 200, "/metrics answered {status}");
-    Ok(body)
-}
-
-/// Waits until the metric reaches `want` (scrapes are cheap; counters are
-/// refreshed at scrape time).
+/// [`GatewayProcess::wait_metric`] with the event timeout.
 async fn wait_metric(
     gateway: &GatewayProcess,
     key: &str,
     want: impl Fn(f64) -> bool,
 ) -> anyhow::Result<f64> {
-    wait_for(&format!("metric {key}"), EVENT, || async {
-        let body = scrape(gateway).await?;
-        Ok(sample(&body, key).filter(|v| want(*v)))
-    })
-    .await
+    gateway.wait_metric(key, want, EVENT).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,7 +49,7 @@ async fn metrics_follow_the_traffic() -> anyhow::Result<()> {
     let a = gateway("gw-a", &master, &replica_a, &[]).await?;
     let b = gateway("gw-b", &master, &replica_b, &[]).await?;
 
-    let body = scrape(&a).await?;
+    let body = a.scrape().await?;
     for name in [
         "socketio_connections_total",
         "socketio_bytes_received_total",
@@ -83,7 +64,7 @@ async fn metrics_follow_the_traffic() -> anyhow::Result<()> {
         );
     }
     assert_eq!(
-        sample(
+        metric_sample(
             &body,
             &format!("adapter_subscriber_endpoint{{url=\"{}\"}}", replica_a.url())
         ),
@@ -99,8 +80,8 @@ async fn metrics_follow_the_traffic() -> anyhow::Result<()> {
     .await?;
     wait_metric(&a, "socketio_connections_total", |v| v == 1.0).await?;
 
-    let published_before = sample(
-        &scrape(&a).await?,
+    let published_before = metric_sample(
+        &a.scrape().await?,
         "adapter_redis_published_total{kind=\"broadcast\"}",
     )
     .unwrap_or(0.0);
@@ -412,9 +393,9 @@ async fn a_client_that_stops_reading_loses_its_broadcasts_counted_and_others_get
         "sent + dropped to account for every recipient",
         EVENT,
         || async {
-            let body = scrape(&gw).await?;
-            let sent = sample(&body, "socketio_packets_sent_total").unwrap_or(0.0);
-            let dropped = sample(
+            let body = gw.scrape().await?;
+            let sent = metric_sample(&body, "socketio_packets_sent_total").unwrap_or(0.0);
+            let dropped = metric_sample(
                 &body,
                 "socketio_packets_dropped_total{reason=\"client_buffer_full\"}",
             )

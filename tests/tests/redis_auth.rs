@@ -167,6 +167,14 @@ async fn acl_user_password_and_database_2_relay() -> anyhow::Result<()> {
         }
     }
 
+    // The replication lag is sampled through the same credentials (gw-a is
+    // on replica A, gw-b on replica B).
+    for gateway in [&gw_a, &gw_b] {
+        gateway
+            .wait_metric("adapter_replication_lag_bytes", |v| v >= 0.0, EVENT)
+            .await?;
+    }
+
     // Every connection of the ACL user selected database 2 (gw-a's publisher
     // on the master; its subscriber and counters on the replicas).
     for (name, server) in [("master", &master), ("replica A", &replica_a)] {

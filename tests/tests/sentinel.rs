@@ -262,6 +262,17 @@ async fn manual_failover_moves_publishers_off_the_old_master() -> anyhow::Result
         "the emitter published where no gateway listens"
     );
     assert_eq!(lost_talked, 0, "gw-a published where no gateway listens");
+    // The replication lag is sampled on whatever server the sentinels led
+    // the subscriber to.
+    for gateway in [&gw_a, &gw_b] {
+        gateway
+            .wait_metric(
+                "adapter_replication_lag_bytes",
+                |v| v >= 0.0,
+                Duration::from_secs(12),
+            )
+            .await?;
+    }
 
     let talker = talker.stop().await?;
     drop(talker);

@@ -245,6 +245,8 @@ pub(crate) struct Subscriber {
     candidates: Candidates,
     subscriptions: Mutex<SubscriptionSet>,
     subscribed: AtomicBool,
+    /// `host:port` of the server subscribed on, while subscribed.
+    server: std::sync::Mutex<Option<String>>,
     ready: watch::Sender<bool>,
     sink: InboundSink,
     metrics: Arc<AdapterMetrics>,
@@ -279,6 +281,17 @@ enum SessionEnd {
 }
 
 impl Subscriber {
+    /// `host:port` of the server it is subscribed on, if it is.
+    pub(crate) fn server_addr(&self) -> Option<String> {
+        self.server.lock().ok()?.clone()
+    }
+
+    fn set_server(&self, addr: Option<String>) {
+        if let Ok(mut server) = self.server.lock() {
+            *server = addr;
+        }
+    }
+
     pub(crate) fn new(
         role: &'static str,
         candidates: Candidates,
@@ -292,6 +305,7 @@ impl Subscriber {
             candidates,
             subscriptions: Mutex::new(SubscriptionSet::default()),
             subscribed: AtomicBool::new(false),
+            server: std::sync::Mutex::new(None),
             ready: watch::channel(false).0,
             sink,
             metrics,
@@ -509,6 +523,7 @@ impl Subscriber {
         };
 
         self.subscribed.store(true, Ordering::Release);
+        self.set_server(Some(endpoint.addr.clone()));
         self.ready.send_replace(true);
         self.metrics
             .set_subscriber_endpoint(self.role == "requests", Some(endpoint.label.clone()));
@@ -561,6 +576,7 @@ impl Subscriber {
         };
 
         self.subscribed.store(false, Ordering::Release);
+        self.set_server(None);
         self.ready.send_replace(false);
         self.metrics
             .set_subscriber_endpoint(self.role == "requests", None);

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use fred::{
     clients::Client,
     interfaces::{ClientLike, PubsubInterface},
-    types::Value as RedisValue,
+    types::{InfoKind, Value as RedisValue},
 };
 use socketioxide_core::Sid;
 use tokio::sync::{mpsc, watch};
@@ -460,6 +460,41 @@ impl ClusterHandle {
     /// The adapter's counters.
     pub fn metrics(&self) -> &Arc<AdapterMetrics> {
         &self.shared.metrics
+    }
+
+    /// How many bytes of the master's replication stream (its PUBLISHes
+    /// included) the server the broadcast subscriber is on has not applied
+    /// yet: the master's `master_repl_offset` minus that replica's
+    /// `slave_repl_offset`, from `INFO replication` on the connections the
+    /// adapter already holds (so credentials, TLS and Sentinel discovery
+    /// apply). `Some(0)` when subscribed on the master; `None` when the
+    /// subscriber is not connected or a server did not answer in time.
+    pub async fn replication_lag_bytes(&self) -> Option<i64> {
+        let addr = self.shared.broadcast_subscriber.server_addr()?;
+        let on_master = self
+            .shared
+            .publisher
+            .active_connections()
+            .iter()
+            .any(|server| format!("{}:{}", server.host, server.port) == addr);
+        if on_master {
+            return Some(0);
+        }
+        let replica = self
+            .shared
+            .counters
+            .read()
+            .ok()?
+            .iter()
+            .find(|counter| counter.addr == addr)
+            .map(|counter| counter.client.clone())?;
+        let timeout = self.shared.config.connect_timeout();
+        let (master, replica) = futures_util::future::join(
+            replication_offset(&self.shared.publisher, "master_repl_offset", timeout),
+            replication_offset(&replica, "slave_repl_offset", timeout),
+        )
+        .await;
+        Some((master? - replica?).max(0))
     }
 
     /// Connection and subscription state, for a readiness probe.
@@ -1186,6 +1221,24 @@ fn spawn_topology_follower(shared: Weak<Shared>, mut topology: TopologyRx, fixed
     });
 }
 
+/// One offset of `INFO replication` on `client`'s server, `None` if it did
+/// not answer within `timeout`.
+async fn replication_offset(client: &Client, field: &str, timeout: Duration) -> Option<i64> {
+    let info: String = tokio::time::timeout(timeout, client.info(Some(InfoKind::Replication)))
+        .await
+        .ok()?
+        .ok()?;
+    info_field(&info, field)
+}
+
+/// The integer value of `field` in an `INFO` reply (`field:value` lines).
+fn info_field(info: &str, field: &str) -> Option<i64> {
+    info.lines().find_map(|line| {
+        let (key, value) = line.trim().split_once(':')?;
+        (key == field).then(|| value.trim().parse().ok())?
+    })
+}
+
 async fn numsub(client: &Client, channel: &str) -> Result<usize, Error> {
     let reply: RedisValue = client.pubsub_numsub(channel).await?;
     // [channel, count] (RESP2 array) or {channel: count} (RESP3 map).
@@ -1195,4 +1248,22 @@ async fn numsub(client: &Client, channel: &str) -> Result<usize, Error> {
         _ => None,
     };
     Ok(count.and_then(|c| usize::try_from(c).ok()).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_fields() {
+        let info =
+            "# Replication\r\nrole:slave\r\nslave_repl_offset:1234\r\nmaster_repl_offset:1300\r\n";
+        assert_eq!(info_field(info, "slave_repl_offset"), Some(1234));
+        assert_eq!(info_field(info, "master_repl_offset"), Some(1300));
+        assert_eq!(info_field(info, "missing"), None);
+        assert_eq!(
+            info_field("master_repl_offset:x\r\n", "master_repl_offset"),
+            None
+        );
+    }
 }

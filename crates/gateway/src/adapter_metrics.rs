@@ -7,13 +7,10 @@
 //! Prometheus requires). Its two latency histograms are Prometheus types
 //! already and are registered as they are.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use adapter::ClusterHandle;
-use fred::prelude::{ClientLike, Config as FredConfig};
-use fred::types::InfoKind;
 use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 /// Adapter metrics in a registry, refreshed on scrape.
@@ -169,93 +166,35 @@ impl AdapterExporter {
 /// How often the replication lag is sampled.
 pub const LAG_SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Samples `INFO replication` on the master and on the server the
-/// subscriber is on, and exports the difference of their replication
-/// offsets: how many bytes of the master's stream (PUBLISHes included) the
-/// replica has not applied yet.
+/// Exports [`ClusterHandle::replication_lag_bytes`] every
+/// [`LAG_SAMPLE_INTERVAL`]: how many bytes of the master's stream
+/// (PUBLISHes included) the subscribed replica has not applied yet. The
+/// gauge appears with the first sample, so an absent series means "never
+/// measured", not "no lag"; a missed sample keeps the last value.
 pub fn spawn_replication_lag_sampler(
     registry: &Registry,
     cluster: ClusterHandle,
-    master_url: String,
 ) -> Result<tokio::task::JoinHandle<()>, prometheus::Error> {
     let lag = IntGauge::new(
         "adapter_replication_lag_bytes",
         "Master replication offset minus the subscribed replica's, sampled (0 when subscribed on the master)",
     )?;
-    registry.register(Box::new(lag.clone()))?;
+    let registry = registry.clone();
     Ok(tokio::spawn(async move {
-        let mut clients: HashMap<String, fred::clients::Client> = HashMap::new();
+        let mut registered = false;
         let mut ticker = tokio::time::interval(LAG_SAMPLE_INTERVAL);
         loop {
             ticker.tick().await;
-            let Some(endpoint) = cluster.metrics().subscriber_endpoint() else {
+            let Some(bytes) = cluster.replication_lag_bytes().await else {
                 continue;
             };
-            if endpoint == master_url {
-                lag.set(0);
-                continue;
-            }
-            let master = repl_offset(&mut clients, &master_url, "master_repl_offset").await;
-            let replica = repl_offset(&mut clients, &endpoint, "slave_repl_offset").await;
-            if let (Some(master), Some(replica)) = (master, replica) {
-                lag.set((master - replica).max(0));
+            lag.set(bytes);
+            if !registered {
+                registered = true;
+                if let Err(err) = registry.register(Box::new(lag.clone())) {
+                    tracing::warn!(%err, "cannot export the replication lag");
+                }
             }
         }
     }))
-}
-
-/// One field of `INFO replication` of the server at `url`; `None` when the
-/// server cannot be asked (the sample is skipped, the lag keeps its value).
-async fn repl_offset(
-    clients: &mut HashMap<String, fred::clients::Client>,
-    url: &str,
-    field: &str,
-) -> Option<i64> {
-    if !clients.contains_key(url) {
-        let config = FredConfig::from_url(url).ok()?;
-        let client = fred::types::Builder::from_config(config)
-            .with_connection_config(|c| c.connection_timeout = Duration::from_secs(1))
-            .build()
-            .ok()?;
-        client.init().await.ok()?;
-        clients.insert(url.to_owned(), client);
-    }
-    let client = clients.get(url)?;
-    let info: String = match tokio::time::timeout(
-        Duration::from_secs(2),
-        client.info(Some(InfoKind::Replication)),
-    )
-    .await
-    {
-        Ok(Ok(info)) => info,
-        _ => {
-            // Reconnect next time: the server may have moved or died.
-            if let Some(client) = clients.remove(url) {
-                let _ = client.quit().await;
-            }
-            return None;
-        }
-    };
-    parse_info_field(&info, field)
-}
-
-fn parse_info_field(info: &str, field: &str) -> Option<i64> {
-    info.lines().find_map(|line| {
-        let (key, value) = line.trim().split_once(':')?;
-        (key == field).then(|| value.trim().parse().ok())?
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn info_fields() {
-        let info =
-            "# Replication\r\nrole:slave\r\nslave_repl_offset:1234\r\nmaster_repl_offset:1300\r\n";
-        assert_eq!(parse_info_field(info, "slave_repl_offset"), Some(1234));
-        assert_eq!(parse_info_field(info, "master_repl_offset"), Some(1300));
-        assert_eq!(parse_info_field(info, "missing"), None);
-    }
 }

@@ -168,13 +168,12 @@ pub async fn run(
         )?)),
         None => None,
     };
-    // The sampler asks the master at its configured URL: with Sentinel the
-    // master moves, so there is no fixed URL to ask and it is not started.
-    let lag_sampler = match (&cluster_handle, &config.redis.url) {
-        (Some(handle), Some(master)) if config.redis.sentinel_urls.is_empty() => Some(
-            spawn_replication_lag_sampler(metrics.registry(), handle.clone(), master.clone())?,
-        ),
-        _ => None,
+    let lag_sampler = match &cluster_handle {
+        Some(handle) => Some(spawn_replication_lag_sampler(
+            metrics.registry(),
+            handle.clone(),
+        )?),
+        None => None,
     };
     let admin_state = AdminState {
         metrics: metrics.clone(),
