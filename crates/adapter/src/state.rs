@@ -1157,29 +1157,25 @@ fn new_counter(endpoint: &Endpoint, config: &AdapterConfig) -> Result<Counter, E
     })
 }
 
-/// Under Sentinel: move the publisher when the master moves, and keep one
-/// node counter per discovered replica.
+/// Under Sentinel: keep the publisher on the master, and one node counter
+/// per discovered replica.
 fn spawn_topology_follower(shared: Weak<Shared>, mut topology: TopologyRx, fixed_replicas: bool) {
+    if let Some(strong) = shared.upgrade() {
+        spawn_publisher_follower(
+            shared.clone(),
+            topology.clone(),
+            strong.config.sentinel_poll_interval(),
+        );
+    }
+    if fixed_replicas {
+        return;
+    }
     tokio::spawn(async move {
-        let mut master = topology.borrow().master.addr.clone();
         while topology.changed().await.is_ok() {
             let Some(shared) = shared.upgrade() else {
                 return;
             };
             let current = topology.borrow_and_update().clone();
-            if current.master.addr != master {
-                master = current.master.addr.clone();
-                tracing::warn!(master = %current.master.label, "master moved, reconnecting the publisher");
-                let publisher = shared.publisher.clone();
-                tokio::spawn(async move {
-                    if let Err(err) = publisher.force_reconnection().await {
-                        tracing::warn!(%err, "publisher reconnection failed, fred keeps retrying");
-                    }
-                });
-            }
-            if fixed_replicas {
-                continue;
-            }
             let (removed, added) = {
                 let Ok(mut counters) = shared.counters.write() else {
                     return;
@@ -1237,6 +1233,51 @@ fn info_field(info: &str, field: &str) -> Option<i64> {
         let (key, value) = line.trim().split_once(':')?;
         (key == field).then(|| value.trim().parse().ok())?
     })
+}
+
+/// Keeps the publisher on the master the topology names. fred asks the
+/// sentinels where the master is only when it reconnects, and the sentinel
+/// it asks may not have heard of the failover yet; an old master that is
+/// still up keeps acknowledging PUBLISH until Sentinel demotes it (up to
+/// 10 s later), and no subscriber hears what is published there. So the
+/// server the publisher is connected to is checked on every topology change
+/// and every `check_every`, and the connection is moved until it is on the
+/// master.
+fn spawn_publisher_follower(shared: Weak<Shared>, mut topology: TopologyRx, check_every: Duration) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(check_every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                changed = topology.changed() => if changed.is_err() {
+                    return;
+                },
+                _ = ticker.tick() => {}
+            }
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let master = topology.borrow_and_update().master.clone();
+            // While fred reconnects there is nothing to judge; the
+            // reconnection asks the sentinels anyway.
+            let Some(connected) = shared.publisher.active_connections().into_iter().next() else {
+                continue;
+            };
+            let connected = format!("{}:{}", connected.host, connected.port);
+            if connected == master.addr {
+                continue;
+            }
+            tracing::warn!(%connected, master = %master.label, "publisher not on the master, reconnecting");
+            let reconnect = shared.publisher.force_reconnection();
+            match tokio::time::timeout(shared.config.connect_timeout() * 2, reconnect).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => {
+                    tracing::warn!(%err, "publisher reconnection failed, fred keeps retrying")
+                }
+                Err(_) => tracing::warn!("publisher reconnection timed out, fred keeps retrying"),
+            }
+        }
+    });
 }
 
 async fn numsub(client: &Client, channel: &str) -> Result<usize, Error> {
