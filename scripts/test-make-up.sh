@@ -217,15 +217,19 @@ fi
 
 if [ "$SENTINEL" = 1 ]; then
     # Both gateways found the replicas through the sentinels and subscribe
-    # there, not on the master.
+    # there, not on the master: a gateway that started before the sentinels
+    # listed a replica in sync begins on the master and moves over (a
+    # handoff is tried every 5 s).
     for name in gateway-a gateway-b; do
         grep -q 'topology discovered through sentinel' "$RUN_DIR/$name.log" ||
             fail "$name asked the sentinels" "$(tail -n 20 "$RUN_DIR/$name.log")"
     done
-    on_replicas=$(($(redis_subscribers "$REPLICA_1_PORT") + $(redis_subscribers "$REPLICA_2_PORT")))
-    [ "$on_replicas" -ge 2 ] && [ "$(redis_subscribers "$MASTER_PORT")" = 0 ] ||
+    on_replicas() { echo $(($(redis_subscribers "$REPLICA_1_PORT") + $(redis_subscribers "$REPLICA_2_PORT"))); }
+    subscribed_on_replicas() { [ "$(on_replicas)" -ge 2 ] && [ "$(redis_subscribers "$MASTER_PORT")" = 0 ]; }
+    # The sentinels refresh what they know of a replica every 10 s.
+    EVENT_TIMEOUT=30 eventually subscribed_on_replicas ||
         fail "gateways subscribe on the replicas the sentinels report" \
-            "replicas: $on_replicas subscribers, master: $(redis_subscribers "$MASTER_PORT")"
+            "replicas: $(on_replicas) subscribers, master: $(redis_subscribers "$MASTER_PORT")"
     pass "gateways found Redis through the sentinels and subscribe on the replicas"
 else
     # Each gateway subscribes on its own replica.
@@ -277,6 +281,20 @@ if [ "$SENTINEL" = 1 ]; then
             fail "after the failover: $name still the same process"
     done
     pass "after the failover: messages cross gateways both ways, emitter reaches both, nothing restarted"
+    # Subscribers that fled to the new master move back to replicas once
+    # the sentinels list them in sync with it.
+    off_master() {
+        local master total=0 port
+        master=$(sentinel_master_port)
+        for port in "$MASTER_PORT" "$REPLICA_1_PORT" "$REPLICA_2_PORT"; do
+            [ "$port" = "$master" ] || total=$((total + $(redis_subscribers "$port")))
+        done
+        [ "$total" -ge 2 ] && [ "$(redis_subscribers "$master")" = 0 ]
+    }
+    EVENT_TIMEOUT=30 eventually off_master ||
+        fail "after the failover, the gateways subscribe on replicas again" \
+            "on the master ($(sentinel_master_port)): $(redis_subscribers "$(sentinel_master_port)")"
+    pass "after the failover, the gateways subscribe on replicas again"
 fi
 
 for name in alice bob; do

@@ -104,10 +104,41 @@ async fn replica_killed_then_restarted_with_full_resync() -> anyhow::Result<()> 
         "lost {lost} emitter messages (bound {bound})"
     );
 
-    // 2. the replica comes back empty (no persistence: full resync); it is
-    // usable again: gw-b moves to it when its own replica B is killed.
+    // 2. the replica comes back empty (no persistence: full resync); gw-a
+    // moves back to it, its preferred server, without losing or repeating
+    // a message across the move.
+    let channel = "socket.io-request#/#";
+    let restarted = Instant::now();
     replica_a.restart().await?;
     assert!(replica_a.master_link_up().await?);
+    e2e::wait_until(
+        "gw-a back on the resynced replica A, only gw-b left on B",
+        Duration::from_secs(20),
+        || async {
+            replica_a.numsub(channel).await.unwrap_or(0) == 1
+                && replica_b.numsub(channel).await.unwrap_or(0) == 1
+        },
+    )
+    .await?;
+    let moved_back = Instant::now();
+    let settled = moved_back + Duration::from_secs(1);
+    e2e::wait_until(
+        "a second of load after the move",
+        Duration::from_secs(3),
+        || async { Instant::now() >= settled },
+    )
+    .await?;
+    let (lost_move, sent_move) = load::lost(&emits.log, &got_a.seq, restarted, settled);
+    let repeated = load::repeated(&got_a.seq);
+    eprintln!(
+        "[chaos replica restart] gw-a back on replica A {:?} after its restart; \
+         across the move lost {lost_move}/{sent_move} emitter messages, {repeated} received twice",
+        moved_back.duration_since(restarted),
+    );
+    assert_eq!(lost_move, 0, "messages lost while moving back");
+    assert_eq!(repeated, 0, "messages received twice");
+
+    // 3. replica B dies: gw-b moves to its next choice, replica A.
     let (rec_b, got_b) = load::record(NodePeer::client("watch-b", &gw_b.url(), &[]).await?);
     load::first_after(&got_b.seq, Instant::now(), Duration::from_secs(5)).await?;
     let mut replica_b = replica_b;
@@ -119,29 +150,18 @@ async fn replica_killed_then_restarted_with_full_resync() -> anyhow::Result<()> 
         RECOVERY_BOUND * 3,
     )
     .await?;
-    let back_a = load::first_after(
-        &got_a.seq,
-        killed_b + Duration::from_millis(50),
-        RECOVERY_BOUND * 3,
-    )
-    .await?;
-    let channel = "socket.io-request#/#";
-    // gw-b's next choice is the resynced replica A; gw-a (already on B
-    // after the first fault) goes on to its last candidate, the master.
     e2e::wait_until(
-        "gw-b subscribed on the resynced replica A, gw-a on the master",
+        "both gateways subscribed on replica A",
         Duration::from_secs(5),
         || async {
-            replica_a.numsub(channel).await.unwrap_or(0) == 1
-                && master.numsub(channel).await.unwrap_or(0) == 1
+            replica_a.numsub(channel).await.unwrap_or(0) == 2
+                && master.numsub(channel).await.unwrap_or(0) == 0
         },
     )
     .await?;
     eprintln!(
-        "[chaos replica restart] after replica B died, gw-b received again after {:?}, gw-a after {:?}; \
-         gw-b now subscribed on the resynced replica A",
+        "[chaos replica kill B] gw-b received again after {:?}, now on replica A with gw-a",
         back_b.at.duration_since(killed_b),
-        back_a.at.duration_since(killed_b),
     );
     assert!(back_b.at.duration_since(killed_b) <= RECOVERY_BOUND);
 

@@ -8,7 +8,10 @@
 //! missed PINGs), and on loss moves to the next candidate (the next replica,
 //! then the master) and subscribes everything again. The set of
 //! subscriptions is owned here, not by the connection, so no reconnect can
-//! lose one (the Node adapter's #446 / socket.io #4845 failure mode).
+//! lose one (the Node adapter's #446 / socket.io #4845 failure mode). A
+//! subscriber that is not on its preferred server (after a failover) tries
+//! every few seconds to move back, through the handoff of
+//! [`crate::handoff`], which neither loses nor repeats a message.
 //!
 //! With Sentinel the candidates are not a fixed list but are read from the
 //! current [`Topology`] before every connection attempt, and a session also
@@ -40,6 +43,7 @@ use tracing::Instrument;
 use crate::{
     config::AdapterConfig,
     error::Error,
+    handoff::{self, Gate},
     metrics::{AdapterMetrics, DropReason, GarbageKind},
     topology::{Topology, TopologyRx},
 };
@@ -249,6 +253,8 @@ pub(crate) struct Subscriber {
     server: std::sync::Mutex<Option<String>>,
     ready: watch::Sender<bool>,
     sink: InboundSink,
+    /// The publisher (on the master), for handoff markers.
+    marker_publisher: Client,
     metrics: Arc<AdapterMetrics>,
     connect_timeout: Duration,
     ping_interval: Duration,
@@ -277,6 +283,8 @@ impl std::fmt::Debug for Subscriber {
 enum SessionEnd {
     Lost(String),
     Moved(String),
+    /// Replaced by a session on the preferred server.
+    HandedOver(Box<Session>),
     Shutdown,
 }
 
@@ -297,6 +305,7 @@ impl Subscriber {
         candidates: Candidates,
         config: &AdapterConfig,
         sink: InboundSink,
+        marker_publisher: Client,
         metrics: Arc<AdapterMetrics>,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
@@ -308,6 +317,7 @@ impl Subscriber {
             server: std::sync::Mutex::new(None),
             ready: watch::channel(false).0,
             sink,
+            marker_publisher,
             metrics,
             connect_timeout: config.connect_timeout(),
             ping_interval: config.ping_interval(),
@@ -394,74 +404,107 @@ impl Subscriber {
         let mut next = 0usize;
         let mut sessions = 0u64;
         let mut failed_in_a_row = 0usize;
+        let mut handed_over: Option<Session> = None;
         loop {
             if *self.shutdown.borrow() {
                 return;
             }
             let candidates = self.candidates.current();
-            if candidates.is_empty() {
-                return;
-            }
-            let Some(endpoint) = candidates.get(next % candidates.len()).cloned() else {
-                return;
+            let session = match handed_over.take() {
+                Some(session) => session,
+                None => {
+                    if candidates.is_empty() {
+                        return;
+                    }
+                    let Some(endpoint) = candidates.get(next % candidates.len()).cloned() else {
+                        return;
+                    };
+                    let span = tracing::info_span!("redis_subscriber", role = self.role, endpoint = %endpoint.label);
+                    match self.open_registered(&endpoint).instrument(span).await {
+                        Ok(session) => session,
+                        Err(err) => {
+                            failed_in_a_row += 1;
+                            tracing::warn!(
+                                role = self.role,
+                                endpoint = %endpoint.label,
+                                %err,
+                                "subscriber could not connect, trying the next server"
+                            );
+                            next = (next + 1) % candidates.len();
+                            if failed_in_a_row >= candidates.len() {
+                                // Every server refused: back off a little before another round.
+                                failed_in_a_row = 0;
+                                let mut shutdown = self.shutdown.clone();
+                                tokio::select! {
+                                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                                    _ = shutdown.changed() => return,
+                                }
+                            }
+                            continue;
+                        }
+                    }
+                }
             };
-            let span = tracing::info_span!("redis_subscriber", role = self.role, endpoint = %endpoint.label);
-            match self.run_session(&endpoint, sessions).instrument(span).await {
-                Ok(SessionEnd::Shutdown) => return,
-                Ok(SessionEnd::Moved(reason)) => {
+            let label = session.endpoint.label.clone();
+            let span = tracing::info_span!("redis_subscriber", role = self.role, endpoint = %label);
+            let end = self.watch(session, sessions).instrument(span).await;
+            sessions += 1;
+            failed_in_a_row = 0;
+            match end {
+                SessionEnd::Shutdown => return,
+                SessionEnd::HandedOver(session) => {
+                    tracing::info!(
+                        role = self.role,
+                        from = %label,
+                        to = %session.endpoint.label,
+                        "subscriber moved to its preferred server"
+                    );
+                    next = 0;
+                    handed_over = Some(*session);
+                }
+                SessionEnd::Moved(reason) => {
                     // The topology changed: start over from the new
                     // preferred server rather than the next in the old order.
-                    sessions += 1;
-                    failed_in_a_row = 0;
                     next = 0;
                     tracing::warn!(
                         role = self.role,
-                        endpoint = %endpoint.label,
+                        endpoint = %label,
                         %reason,
                         "subscriber leaving its server after a topology change"
                     );
-                    continue;
                 }
-                Ok(SessionEnd::Lost(reason)) => {
-                    sessions += 1;
-                    failed_in_a_row = 0;
+                SessionEnd::Lost(reason) => {
                     tracing::warn!(
                         role = self.role,
-                        endpoint = %endpoint.label,
+                        endpoint = %label,
                         %reason,
                         "subscriber lost its server, failing over"
                     );
-                }
-                Err(err) => {
-                    failed_in_a_row += 1;
-                    tracing::warn!(
-                        role = self.role,
-                        endpoint = %endpoint.label,
-                        %err,
-                        "subscriber could not connect, trying the next server"
-                    );
-                }
-            }
-            next = (next + 1) % candidates.len();
-            if failed_in_a_row >= candidates.len() {
-                // Every server refused: back off a little before another round.
-                failed_in_a_row = 0;
-                let mut shutdown = self.shutdown.clone();
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                    _ = shutdown.changed() => return,
+                    next = (next + 1) % candidates.len().max(1);
                 }
             }
         }
     }
 
-    async fn run_session(
+    /// Opens a session on `endpoint` with every registered subscription and
+    /// makes it the one new subscriptions go to.
+    async fn open_registered(&self, endpoint: &Endpoint) -> Result<Session, Error> {
+        let mut set = self.subscriptions.lock().await;
+        let session = self.open(endpoint, &set, Gate::open(), None).await?;
+        set.session = Some(session.client.clone());
+        Ok(session)
+    }
+
+    /// Connects to `endpoint` and subscribes everything in `set` (and
+    /// `extra_channel`), with messages going through `gate`.
+    async fn open(
         &self,
         endpoint: &Endpoint,
-        previous_sessions: u64,
-    ) -> Result<SessionEnd, Error> {
+        set: &SubscriptionSet,
+        gate: Gate,
+        extra_channel: Option<&str>,
+    ) -> Result<Session, Error> {
         let started = Instant::now();
-        let master_at_start = self.candidates.master_addr();
         let mut config = endpoint.config.clone();
         // RESP3 lets PING run on a subscribed connection like any command.
         config.version = RespVersion::RESP3;
@@ -481,69 +524,89 @@ impl Subscriber {
         let client = builder.build()?;
         // Listen before subscribing so no message falls between the two.
         let messages = client.message_rx();
-        let mut connection = match tokio::time::timeout(connect_timeout, client.init()).await {
+        let connection = match tokio::time::timeout(connect_timeout, client.init()).await {
             Ok(Ok(handle)) => handle,
             Ok(Err(err)) => return Err(err.into()),
             Err(_) => {
                 quit_in_background(&client);
-                return Err(Error::Redis(fred::error::Error::new(
-                    fred::error::ErrorKind::Timeout,
-                    "connection timed out",
-                )));
+                return Err(timeout_error("connection timed out"));
             }
         };
+        let gate = Arc::new(gate);
         let forwarder = tokio::spawn(forward_messages(
             messages,
+            gate.clone(),
             self.sink.clone(),
             self.metrics.clone(),
         ));
-
+        let session = Session {
+            endpoint: endpoint.clone(),
+            client,
+            connection,
+            forwarder,
+            gate,
+            started,
+            channels: set.channels.len(),
+            patterns: set.patterns.len(),
+        };
+        let mut channels: Vec<String> = set.channels.iter().cloned().collect();
+        channels.extend(extra_channel.map(str::to_owned));
+        let patterns: Vec<String> = set.patterns.iter().cloned().collect();
         let subscribed = async {
-            let mut set = self.subscriptions.lock().await;
-            let channels: Vec<String> = set.channels.iter().cloned().collect();
-            let patterns: Vec<String> = set.patterns.iter().cloned().collect();
             if !channels.is_empty() {
-                client.subscribe(channels.clone()).await?;
+                session.client.subscribe(channels).await?;
             }
             if !patterns.is_empty() {
-                client.psubscribe(patterns.clone()).await?;
+                session.client.psubscribe(patterns).await?;
             }
-            set.session = Some(client.clone());
-            Ok::<_, fred::error::Error>((channels.len(), patterns.len()))
+            Ok::<_, fred::error::Error>(())
         }
         .await;
-        let (channels, patterns) = match subscribed {
-            Ok(counts) => counts,
+        match subscribed {
+            Ok(()) => Ok(session),
             Err(err) => {
-                forwarder.abort();
-                quit_in_background(&client);
-                connection.abort();
-                return Err(err.into());
+                session.close();
+                Err(err.into())
             }
-        };
+        }
+    }
 
+    /// Watches a live session until it ends.
+    async fn watch(&self, session: Session, previous_sessions: u64) -> SessionEnd {
+        let master_at_start = self.candidates.master_addr();
         self.subscribed.store(true, Ordering::Release);
-        self.set_server(Some(endpoint.addr.clone()));
+        self.set_server(Some(session.endpoint.addr.clone()));
         self.ready.send_replace(true);
-        self.metrics
-            .set_subscriber_endpoint(self.role == "requests", Some(endpoint.label.clone()));
+        self.metrics.set_subscriber_endpoint(
+            self.role == "requests",
+            Some(session.endpoint.label.clone()),
+        );
         if previous_sessions > 0 {
             self.metrics.subscriber_reconnected();
         }
         tracing::info!(
-            channels,
-            patterns,
-            took_ms = started.elapsed().as_millis() as u64,
+            channels = session.channels,
+            patterns = session.patterns,
+            took_ms = session.started.elapsed().as_millis() as u64,
             "subscriber connected and subscribed"
         );
 
         let mut ping = tokio::time::interval(self.ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut move_back = tokio::time::interval_at(
+            tokio::time::Instant::now() + MOVE_BACK_INTERVAL,
+            MOVE_BACK_INTERVAL,
+        );
+        move_back.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut missed = 0u32;
         let mut shutdown = self.shutdown.clone();
         let mut topology = self.candidates.topology();
+        let mut session = session;
         let end = loop {
-            if let Some(reason) = self.candidates.abandon_reason(endpoint, &master_at_start) {
+            if let Some(reason) = self
+                .candidates
+                .abandon_reason(&session.endpoint, &master_at_start)
+            {
                 break SessionEnd::Moved(reason);
             }
             tokio::select! {
@@ -553,7 +616,7 @@ impl Subscriber {
                         topology = None;
                     }
                 }
-                res = &mut connection => {
+                res = &mut session.connection => {
                     break SessionEnd::Lost(match res {
                         Ok(Ok(())) => "connection closed".to_owned(),
                         Ok(Err(err)) => format!("connection error: {err}"),
@@ -561,7 +624,7 @@ impl Subscriber {
                     });
                 }
                 _ = ping.tick() => {
-                    let alive = tokio::time::timeout(self.ping_interval, client.ping::<RedisValue>(None)).await;
+                    let alive = tokio::time::timeout(self.ping_interval, session.client.ping::<RedisValue>(None)).await;
                     if matches!(alive, Ok(Ok(_))) {
                         missed = 0;
                     } else {
@@ -571,23 +634,122 @@ impl Subscriber {
                         }
                     }
                 }
+                _ = move_back.tick() => {
+                    let preferred = self.candidates.current().into_iter().next();
+                    if let Some(preferred) = preferred.filter(|p| p.addr != session.endpoint.addr) {
+                        match self.hand_off(&session, &preferred).await {
+                            Ok(new) => break SessionEnd::HandedOver(Box::new(new)),
+                            Err(err) => tracing::debug!(
+                                to = %preferred.label,
+                                %err,
+                                "subscriber stays: its preferred server is not usable yet"
+                            ),
+                        }
+                    }
+                }
                 _ = shutdown.changed() => break SessionEnd::Shutdown,
             }
         };
 
-        self.subscribed.store(false, Ordering::Release);
-        self.set_server(None);
-        self.ready.send_replace(false);
-        self.metrics
-            .set_subscriber_endpoint(self.role == "requests", None);
-        self.subscriptions.lock().await.session = None;
-        forwarder.abort();
-        quit_in_background(&client);
-        if !connection.is_finished() {
-            connection.abort();
+        if !matches!(end, SessionEnd::HandedOver(_)) {
+            // A handoff leaves the subscriber subscribed throughout.
+            self.subscribed.store(false, Ordering::Release);
+            self.set_server(None);
+            self.ready.send_replace(false);
+            self.metrics
+                .set_subscriber_endpoint(self.role == "requests", None);
+            self.subscriptions.lock().await.session = None;
         }
-        Ok(end)
+        session.close();
+        end
     }
+
+    /// Subscribes on `preferred` next to `old` and moves the stream there at
+    /// a marker (see [`crate::handoff`]); `old` keeps delivering if anything
+    /// fails.
+    async fn hand_off(&self, old: &Session, preferred: &Endpoint) -> Result<Session, Error> {
+        let marker = handoff::marker_channel(self.role);
+        // New subscriptions wait until the handoff is decided, so each lands
+        // on the connection that stays.
+        let mut set = self.subscriptions.lock().await;
+        let (gate, new_seen) = Gate::from_marker(&marker);
+        let new = self.open(preferred, &set, gate, Some(&marker)).await?;
+        let old_seen = old.gate.until_marker(&marker);
+        let exchanged = async {
+            old.client.subscribe(marker.clone()).await?;
+            let _: RedisValue = self.marker_publisher.publish(marker.clone(), "").await?;
+            let both_seen = async { old_seen.await.is_ok() && new_seen.await.is_ok() };
+            match tokio::time::timeout(self.connect_timeout, both_seen).await {
+                Ok(true) => Ok(()),
+                _ => Err(timeout_error(
+                    "handoff marker did not arrive on both servers",
+                )),
+            }
+        }
+        .await;
+        let exchanged = exchanged.and_then(|()| {
+            if old.gate.overflowing() || new.gate.overflowing() {
+                Err(timeout_error("handoff held too many messages"))
+            } else {
+                Ok(())
+            }
+        });
+        match exchanged {
+            Ok(()) => {
+                old.gate.close();
+                new.gate.open_and_flush(&self.sink);
+                set.session = Some(new.client.clone());
+                drop(set);
+                let client = new.client.clone();
+                tokio::spawn(async move {
+                    let _ = client.unsubscribe(marker).await;
+                });
+                Ok(new)
+            }
+            Err(err) => {
+                old.gate.open_and_flush(&self.sink);
+                new.close();
+                let client = old.client.clone();
+                tokio::spawn(async move {
+                    let _ = client.unsubscribe(marker).await;
+                });
+                Err(err)
+            }
+        }
+    }
+}
+
+/// How often a subscriber that is not on its preferred server tries to move
+/// back there (after a failover, or a replica's restart).
+const MOVE_BACK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// One live subscriber connection and the task forwarding its messages.
+struct Session {
+    endpoint: Endpoint,
+    client: Client,
+    connection: fred::types::ConnectHandle,
+    forwarder: JoinHandle<()>,
+    gate: Arc<Gate>,
+    started: Instant,
+    channels: usize,
+    patterns: usize,
+}
+
+impl Session {
+    fn close(self) {
+        self.forwarder.abort();
+        quit_in_background(&self.client);
+        if !self.connection.is_finished() {
+            self.connection.abort();
+        }
+    }
+}
+
+fn timeout_error(what: &'static str) -> Error {
+    Error::Redis(fred::error::Error::new(
+        fred::error::ErrorKind::Timeout,
+        what,
+    ))
 }
 
 /// Resolves when the topology changes (`true`) or its watcher ends
@@ -609,6 +771,7 @@ fn quit_in_background(client: &Client) {
 
 async fn forward_messages(
     mut messages: tokio::sync::broadcast::Receiver<Message>,
+    gate: Arc<Gate>,
     sink: InboundSink,
     metrics: Arc<AdapterMetrics>,
 ) {
@@ -624,10 +787,11 @@ async fn forward_messages(
                         continue;
                     }
                 };
-                sink(Inbound {
+                let inbound = Inbound {
                     channel: message.channel.to_string(),
                     payload,
-                });
+                };
+                gate.pass(inbound, &sink);
             }
             Err(RecvError::Lagged(missed)) => {
                 metrics.dropped_many(DropReason::SubscriberLagged, missed);

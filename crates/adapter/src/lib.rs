@@ -33,6 +33,7 @@ mod config;
 mod connection;
 mod error;
 mod garbage;
+mod handoff;
 mod metrics;
 mod payload;
 mod state;

@@ -384,6 +384,7 @@ impl ClusterHandle {
                 broadcast_candidates,
                 &config,
                 sink.clone(),
+                publisher.clone(),
                 metrics.clone(),
                 shutdown_rx.clone(),
             );
@@ -393,6 +394,7 @@ impl ClusterHandle {
                     request_candidates,
                     &config,
                     sink,
+                    publisher.clone(),
                     metrics.clone(),
                     shutdown_rx.clone(),
                 )

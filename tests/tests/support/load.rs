@@ -176,3 +176,12 @@ pub fn lost(sent: &Log, received: &Log, from: Instant, to: Instant) -> (usize, u
     let missing = sent.iter().filter(|s| !got.contains(&s.n)).count();
     (missing, sent.len())
 }
+
+/// How many receipts in `received` repeat a sequence number already seen.
+pub fn repeated(received: &Log) -> usize {
+    let mut seen = std::collections::HashSet::new();
+    snapshot(received)
+        .iter()
+        .filter(|s| !seen.insert(s.n))
+        .count()
+}
