@@ -255,6 +255,8 @@ pub(crate) struct Subscriber {
     sink: InboundSink,
     /// The publisher (on the master), for handoff markers.
     marker_publisher: Client,
+    /// Where handoff marker channels begin.
+    marker_prefix: String,
     metrics: Arc<AdapterMetrics>,
     connect_timeout: Duration,
     ping_interval: Duration,
@@ -318,6 +320,7 @@ impl Subscriber {
             ready: watch::channel(false).0,
             sink,
             marker_publisher,
+            marker_prefix: handoff::marker_prefix(&config.prefix),
             metrics,
             connect_timeout: config.connect_timeout(),
             ping_interval: config.ping_interval(),
@@ -489,21 +492,18 @@ impl Subscriber {
     /// Opens a session on `endpoint` with every registered subscription and
     /// makes it the one new subscriptions go to.
     async fn open_registered(&self, endpoint: &Endpoint) -> Result<Session, Error> {
+        let mut session = self
+            .connect(endpoint, Gate::open(&self.marker_prefix))
+            .await?;
         let mut set = self.subscriptions.lock().await;
-        let session = self.open(endpoint, &set, Gate::open(), None).await?;
+        session = session.subscribe(&set, None).await?;
         set.session = Some(session.client.clone());
         Ok(session)
     }
 
-    /// Connects to `endpoint` and subscribes everything in `set` (and
-    /// `extra_channel`), with messages going through `gate`.
-    async fn open(
-        &self,
-        endpoint: &Endpoint,
-        set: &SubscriptionSet,
-        gate: Gate,
-        extra_channel: Option<&str>,
-    ) -> Result<Session, Error> {
+    /// Connects to `endpoint`, with messages going through `gate`; nothing
+    /// subscribed yet.
+    async fn connect(&self, endpoint: &Endpoint, gate: Gate) -> Result<Session, Error> {
         let started = Instant::now();
         let mut config = endpoint.config.clone();
         // RESP3 lets PING run on a subscribed connection like any command.
@@ -539,36 +539,16 @@ impl Subscriber {
             self.sink.clone(),
             self.metrics.clone(),
         ));
-        let session = Session {
+        Ok(Session {
             endpoint: endpoint.clone(),
             client,
             connection,
             forwarder,
             gate,
             started,
-            channels: set.channels.len(),
-            patterns: set.patterns.len(),
-        };
-        let mut channels: Vec<String> = set.channels.iter().cloned().collect();
-        channels.extend(extra_channel.map(str::to_owned));
-        let patterns: Vec<String> = set.patterns.iter().cloned().collect();
-        let subscribed = async {
-            if !channels.is_empty() {
-                session.client.subscribe(channels).await?;
-            }
-            if !patterns.is_empty() {
-                session.client.psubscribe(patterns).await?;
-            }
-            Ok::<_, fred::error::Error>(())
-        }
-        .await;
-        match subscribed {
-            Ok(()) => Ok(session),
-            Err(err) => {
-                session.close();
-                Err(err.into())
-            }
-        }
+            channels: 0,
+            patterns: 0,
+        })
     }
 
     /// Watches a live session until it ends.
@@ -668,12 +648,15 @@ impl Subscriber {
     /// a marker (see [`crate::handoff`]); `old` keeps delivering if anything
     /// fails.
     async fn hand_off(&self, old: &Session, preferred: &Endpoint) -> Result<Session, Error> {
-        let marker = handoff::marker_channel(self.role);
+        let marker = handoff::marker_channel(&self.marker_prefix, self.role);
+        let (gate, new_seen) = Gate::from_marker(&self.marker_prefix, &marker);
+        // Connected before taking the lock: an unreachable server must not
+        // hold up new subscriptions for a connect timeout.
+        let new = self.connect(preferred, gate).await?;
         // New subscriptions wait until the handoff is decided, so each lands
         // on the connection that stays.
         let mut set = self.subscriptions.lock().await;
-        let (gate, new_seen) = Gate::from_marker(&marker);
-        let new = self.open(preferred, &set, gate, Some(&marker)).await?;
+        let new = new.subscribe(&set, Some(&marker)).await?;
         let old_seen = old.gate.until_marker(&marker);
         let exchanged = async {
             old.client.subscribe(marker.clone()).await?;
@@ -736,6 +719,37 @@ struct Session {
 }
 
 impl Session {
+    /// Subscribes everything in `set` (and `extra_channel`); closes the
+    /// session on failure.
+    async fn subscribe(
+        mut self,
+        set: &SubscriptionSet,
+        extra_channel: Option<&str>,
+    ) -> Result<Self, Error> {
+        let mut channels: Vec<String> = set.channels.iter().cloned().collect();
+        channels.extend(extra_channel.map(str::to_owned));
+        let patterns: Vec<String> = set.patterns.iter().cloned().collect();
+        self.channels = set.channels.len();
+        self.patterns = patterns.len();
+        let subscribed = async {
+            if !channels.is_empty() {
+                self.client.subscribe(channels).await?;
+            }
+            if !patterns.is_empty() {
+                self.client.psubscribe(patterns).await?;
+            }
+            Ok::<_, fred::error::Error>(())
+        }
+        .await;
+        match subscribed {
+            Ok(()) => Ok(self),
+            Err(err) => {
+                self.close();
+                Err(err.into())
+            }
+        }
+    }
+
     fn close(self) {
         self.forwarder.abort();
         quit_in_background(&self.client);

@@ -11,7 +11,8 @@
 //! both streams at the same point: the old connection delivers what comes
 //! before it, the new one what comes after. Each connection's forwarder goes
 //! through a [`Gate`] that applies that rule, holding back what the handoff
-//! has not decided yet.
+//! has not decided yet. Marker channels (`<prefix>-handoff#...`) match none
+//! of the channels or patterns of Node's adapter or ours.
 
 use std::sync::Mutex;
 
@@ -19,16 +20,20 @@ use tokio::sync::oneshot;
 
 use crate::connection::{Inbound, InboundSink};
 
-/// Channels of handoff markers; never handed to the dispatcher.
-pub(crate) const MARKER_PREFIX: &str = "__socketio-gateway-handoff#";
+/// Where the marker channels of a cluster using `channel_prefix` begin:
+/// under the cluster's prefix, so an ACL granting `&<prefix>*` covers them,
+/// and matching none of the adapters' own channels or patterns.
+pub(crate) fn marker_prefix(channel_prefix: &str) -> String {
+    format!("{channel_prefix}-handoff#")
+}
 
 /// A fresh marker channel, unique to one handoff.
-pub(crate) fn marker_channel(node: &str) -> String {
+pub(crate) fn marker_channel(marker_prefix: &str, node: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    format!("{MARKER_PREFIX}{node}#{nanos}")
+    format!("{marker_prefix}{node}#{}#{nanos}", std::process::id())
 }
 
 /// Most messages held back while a handoff waits for its marker; past it
@@ -38,6 +43,8 @@ pub(crate) const MAX_HELD: usize = 100_000;
 /// What a subscriber connection does with each message it receives.
 #[derive(Debug)]
 pub(crate) struct Gate {
+    /// Messages on channels starting with it are markers, never events.
+    marker_prefix: String,
     state: Mutex<State>,
 }
 
@@ -64,17 +71,19 @@ enum State {
 }
 
 impl Gate {
-    pub(crate) fn open() -> Self {
+    pub(crate) fn open(marker_prefix: &str) -> Self {
         Self {
+            marker_prefix: marker_prefix.to_owned(),
             state: Mutex::new(State::Open),
         }
     }
 
     /// A gate for the connection being joined; the receiver resolves when
     /// the marker arrives on it.
-    pub(crate) fn from_marker(marker: &str) -> (Self, oneshot::Receiver<()>) {
+    pub(crate) fn from_marker(marker_prefix: &str, marker: &str) -> (Self, oneshot::Receiver<()>) {
         let (seen, on_seen) = oneshot::channel();
         let gate = Self {
+            marker_prefix: marker_prefix.to_owned(),
             state: Mutex::new(State::FromMarker {
                 marker: marker.to_owned(),
                 seen: Some(seen),
@@ -136,7 +145,7 @@ impl Gate {
         let Ok(mut state) = self.state.lock() else {
             return;
         };
-        let is_marker_channel = inbound.channel.starts_with(MARKER_PREFIX);
+        let is_marker_channel = inbound.channel.starts_with(&self.marker_prefix);
         match &mut *state {
             State::Open if !is_marker_channel => sink(inbound),
             State::Open | State::Closed => {}
@@ -172,6 +181,8 @@ mod tests {
 
     use super::*;
 
+    const PREFIX: &str = "socket.io-handoff#";
+
     fn message(channel: &str, n: u8) -> Inbound {
         Inbound {
             channel: channel.to_owned(),
@@ -193,10 +204,10 @@ mod tests {
     #[test]
     fn committed_handoff_delivers_every_message_once_in_order() {
         let (sink, got) = recorder();
-        let marker = marker_channel("node");
-        let old = Gate::open();
+        let marker = marker_channel(PREFIX, "node");
+        let old = Gate::open(PREFIX);
         old.pass(message("c", 1), &sink);
-        let (new, mut new_seen) = Gate::from_marker(&marker);
+        let (new, mut new_seen) = Gate::from_marker(PREFIX, &marker);
         let mut old_seen = old.until_marker(&marker);
         // The new connection subscribed when 2 was already out.
         for n in [2, 3] {
@@ -219,8 +230,8 @@ mod tests {
     #[test]
     fn abandoned_handoff_leaves_the_old_connection_delivering() {
         let (sink, got) = recorder();
-        let marker = marker_channel("node");
-        let old = Gate::open();
+        let marker = marker_channel(PREFIX, "node");
+        let old = Gate::open(PREFIX);
         let mut old_seen = old.until_marker(&marker);
         old.pass(message("c", 1), &sink);
         old.pass(message(&marker, 0), &sink);
@@ -237,8 +248,8 @@ mod tests {
     #[test]
     fn marker_channels_never_reach_the_dispatcher() {
         let (sink, got) = recorder();
-        let gate = Gate::open();
-        gate.pass(message(&marker_channel("other"), 1), &sink);
+        let gate = Gate::open(PREFIX);
+        gate.pass(message(&marker_channel(PREFIX, "other"), 1), &sink);
         gate.pass(message("c", 2), &sink);
         assert_eq!(*got.lock().unwrap(), vec![2]);
     }
