@@ -56,13 +56,18 @@ impl<T> Load<T> {
 
 /// The emitter library publishing `seq(n)` every `period`.
 pub fn emitter_load(emitter: emitter::Emitter, period: Duration) -> Load<()> {
+    emitter_load_from(emitter, period, 0)
+}
+
+/// [`emitter_load`] numbering from `first`, so two loads can share a client.
+pub fn emitter_load_from(emitter: emitter::Emitter, period: Duration, first: i64) -> Load<()> {
     let (stop, mut stopped) = watch::channel(false);
     let log: Log = Arc::default();
     let task_log = log.clone();
     let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let mut n = 0i64;
+        let mut n = first;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
