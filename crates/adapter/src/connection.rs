@@ -32,7 +32,7 @@ use fred::{
     clients::Client,
     interfaces::{ClientLike, EventInterface, PubsubInterface},
     prelude::{Builder, Config, ReconnectPolicy},
-    types::{Message, RespVersion, Value as RedisValue},
+    types::{InfoKind, Message, RespVersion, Value as RedisValue},
 };
 use tokio::{
     sync::{broadcast::error::RecvError, watch, Mutex},
@@ -653,6 +653,17 @@ impl Subscriber {
         // Connected before taking the lock: an unreachable server must not
         // hold up new subscriptions for a connect timeout.
         let new = self.connect(preferred, gate).await?;
+        // A replica still syncing would keep the subscriber counted on two
+        // servers (NUMSUB) until the marker times out: ask it first.
+        let info: Result<String, _> = new.client.info(Some(InfoKind::Replication)).await;
+        let unready = match &info {
+            Ok(info) => not_in_sync(info),
+            Err(err) => Some(err.to_string()),
+        };
+        if let Some(reason) = unready {
+            new.close();
+            return Err(Error::Handoff(reason));
+        }
         // New subscriptions wait until the handoff is decided, so each lands
         // on the connection that stays.
         let mut set = self.subscriptions.lock().await;
@@ -766,6 +777,30 @@ fn timeout_error(what: &'static str) -> Error {
     ))
 }
 
+/// The value of `field` in an `INFO` reply (`field:value` lines).
+pub(crate) fn info_value<'a>(info: &'a str, field: &str) -> Option<&'a str> {
+    info.lines().find_map(|line| {
+        let (key, value) = line.trim().split_once(':')?;
+        (key == field).then_some(value.trim())
+    })
+}
+
+/// Why a server cannot take over a subscriber's stream yet, from its
+/// `INFO replication`: a replica must be linked to its master with no sync
+/// running, or the marker (and every message before it) would be late.
+fn not_in_sync(info: &str) -> Option<String> {
+    match info_value(info, "role") {
+        Some("master") => None,
+        Some("slave") => {
+            let link = info_value(info, "master_link_status").unwrap_or("unknown");
+            let syncing = info_value(info, "master_sync_in_progress").unwrap_or("0");
+            (link != "up" || syncing != "0")
+                .then(|| format!("replica link {link}, sync in progress {syncing}"))
+        }
+        other => Some(format!("unexpected role {other:?}")),
+    }
+}
+
 /// Resolves when the topology changes (`true`) or its watcher ends
 /// (`false`); never for a fixed layout.
 async fn topology_changed(topology: &mut Option<TopologyRx>) -> bool {
@@ -820,6 +855,17 @@ async fn forward_messages(
 mod tests {
     use super::{redact, redis_config};
     use crate::config::AdapterConfig;
+
+    #[test]
+    fn a_replica_takes_over_only_when_linked_and_not_syncing() {
+        use super::not_in_sync;
+        assert_eq!(not_in_sync("# Replication\r\nrole:master\r\n"), None);
+        let linked = "role:slave\r\nmaster_link_status:up\r\nmaster_sync_in_progress:0\r\n";
+        assert_eq!(not_in_sync(linked), None);
+        let down = "role:slave\r\nmaster_link_status:down\r\nmaster_sync_in_progress:1\r\n";
+        assert!(not_in_sync(down).is_some());
+        assert!(not_in_sync("").is_some());
+    }
 
     #[test]
     fn redacts_credentials() {

@@ -32,6 +32,9 @@ pub enum Error {
     /// Local data could not be converted to the wire format.
     #[error("cannot encode payload: {0}")]
     Encode(String),
+    /// A subscriber could not move to its preferred server (it stays put).
+    #[error("subscriber handoff: {0}")]
+    Handoff(String),
     /// The adapter state has been shut down.
     #[error("adapter is closed")]
     Closed,

@@ -1229,12 +1229,9 @@ async fn replication_offset(client: &Client, field: &str, timeout: Duration) -> 
     info_field(&info, field)
 }
 
-/// The integer value of `field` in an `INFO` reply (`field:value` lines).
+/// The integer value of `field` in an `INFO` reply.
 fn info_field(info: &str, field: &str) -> Option<i64> {
-    info.lines().find_map(|line| {
-        let (key, value) = line.trim().split_once(':')?;
-        (key == field).then(|| value.trim().parse().ok())?
-    })
+    crate::connection::info_value(info, field)?.parse().ok()
 }
 
 /// Keeps the publisher on the master the topology names. fred asks the
