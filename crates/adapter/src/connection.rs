@@ -117,7 +117,7 @@ impl Endpoint {
             .server
             .hosts()
             .first()
-            .map(|server| format!("{}:{}", server.host, server.port))
+            .map(server_addr)
             .unwrap_or_else(|| redact(url));
         Ok(Self {
             label: redact(url),
@@ -125,6 +125,16 @@ impl Endpoint {
             config,
         })
     }
+}
+
+/// `host:port` of a server as fred names it; what [`Endpoint::addr`] holds.
+pub(crate) fn server_addr(server: &fred::types::config::Server) -> String {
+    format!("{}:{}", server.host, server.port)
+}
+
+/// `host:port` of the server `client` is connected to, if it is.
+pub(crate) fn connected_addr(client: &Client) -> Option<String> {
+    client.active_connections().first().map(server_addr)
 }
 
 /// Orders the servers of a topology for one subscriber.
@@ -529,7 +539,7 @@ impl Subscriber {
             Ok(Err(err)) => return Err(err.into()),
             Err(_) => {
                 quit_in_background(&client);
-                return Err(timeout_error("connection timed out"));
+                return Err(Error::timeout("connection timed out"));
             }
         };
         let gate = Arc::new(gate);
@@ -675,7 +685,7 @@ impl Subscriber {
             let both_seen = async { old_seen.await.is_ok() && new_seen.await.is_ok() };
             match tokio::time::timeout(self.connect_timeout, both_seen).await {
                 Ok(true) => Ok(()),
-                _ => Err(timeout_error(
+                _ => Err(Error::timeout(
                     "handoff marker did not arrive on both servers",
                 )),
             }
@@ -683,7 +693,7 @@ impl Subscriber {
         .await;
         let exchanged = exchanged.and_then(|()| {
             if old.gate.overflowing() || new.gate.overflowing() {
-                Err(timeout_error("handoff held too many messages"))
+                Err(Error::timeout("handoff held too many messages"))
             } else {
                 Ok(())
             }
@@ -768,13 +778,6 @@ impl Session {
             self.connection.abort();
         }
     }
-}
-
-fn timeout_error(what: &'static str) -> Error {
-    Error::Redis(fred::error::Error::new(
-        fred::error::ErrorKind::Timeout,
-        what,
-    ))
 }
 
 /// The value of `field` in an `INFO` reply (`field:value` lines).

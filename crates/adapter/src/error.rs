@@ -40,6 +40,16 @@ pub enum Error {
     Closed,
 }
 
+impl Error {
+    /// A Redis operation that did not finish in time.
+    pub(crate) fn timeout(what: &'static str) -> Self {
+        Error::Redis(fred::error::Error::new(
+            fred::error::ErrorKind::Timeout,
+            what,
+        ))
+    }
+}
+
 impl From<Error> for AdapterError {
     fn from(err: Error) -> Self {
         AdapterError::from(Box::new(err) as Box<dyn std::error::Error + Send>)

@@ -25,7 +25,8 @@ use crate::{
     config::candidate_order,
     config::AdapterConfig,
     connection::{
-        build_counter, build_publisher, Candidates, Endpoint, Inbound, InboundSink, Subscriber,
+        build_counter, build_publisher, connected_addr, info_value, Candidates, Endpoint, Inbound,
+        InboundSink, Subscriber,
     },
     error::Error,
     garbage::GarbageLog,
@@ -271,12 +272,7 @@ impl ClusterHandle {
         tokio::time::timeout(config.connect_timeout() * 3, publisher.init())
             .instrument(span)
             .await
-            .map_err(|_| {
-                Error::Redis(fred::error::Error::new(
-                    fred::error::ErrorKind::Timeout,
-                    "timed out connecting to the master",
-                ))
-            })??;
+            .map_err(|_| Error::timeout("timed out connecting to the master"))??;
         metrics.set_publisher_connected(true);
         {
             let metrics = metrics.clone();
@@ -473,13 +469,7 @@ impl ClusterHandle {
     /// subscriber is not connected or a server did not answer in time.
     pub async fn replication_lag_bytes(&self) -> Option<i64> {
         let addr = self.shared.broadcast_subscriber.server_addr()?;
-        let on_master = self
-            .shared
-            .publisher
-            .active_connections()
-            .iter()
-            .any(|server| format!("{}:{}", server.host, server.port) == addr);
-        if on_master {
+        if connected_addr(&self.shared.publisher).as_ref() == Some(&addr) {
             return Some(0);
         }
         let replica = self
@@ -1231,7 +1221,7 @@ async fn replication_offset(client: &Client, field: &str, timeout: Duration) -> 
 
 /// The integer value of `field` in an `INFO` reply.
 fn info_field(info: &str, field: &str) -> Option<i64> {
-    crate::connection::info_value(info, field)?.parse().ok()
+    info_value(info, field)?.parse().ok()
 }
 
 /// Keeps the publisher on the master the topology names. fred asks the
@@ -1259,10 +1249,9 @@ fn spawn_publisher_follower(shared: Weak<Shared>, mut topology: TopologyRx, chec
             let master = topology.borrow_and_update().master.clone();
             // While fred reconnects there is nothing to judge; the
             // reconnection asks the sentinels anyway.
-            let Some(connected) = shared.publisher.active_connections().into_iter().next() else {
+            let Some(connected) = connected_addr(&shared.publisher) else {
                 continue;
             };
-            let connected = format!("{}:{}", connected.host, connected.port);
             if connected == master.addr {
                 continue;
             }

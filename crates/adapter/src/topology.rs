@@ -175,7 +175,7 @@ pub(crate) async fn discover(settings: &SentinelSettings) -> Result<Topology, Er
         let attempt = async {
             tokio::time::timeout(settings.connect_timeout, client.init())
                 .await
-                .map_err(|_| timeout_error("timed out connecting to the sentinel"))??;
+                .map_err(|_| Error::timeout("timed out connecting to the sentinel"))??;
             query(&client, settings, &[]).await
         }
         .await;
@@ -257,11 +257,11 @@ async fn watch_one(
         let mut messages = events.message_rx();
         tokio::time::timeout(settings.connect_timeout, commands.init())
             .await
-            .map_err(|_| timeout_error("timed out connecting to the sentinel"))??;
+            .map_err(|_| Error::timeout("timed out connecting to the sentinel"))??;
         let mut events_connection =
             tokio::time::timeout(settings.connect_timeout, events.init())
                 .await
-                .map_err(|_| timeout_error("timed out connecting to the sentinel"))??;
+                .map_err(|_| Error::timeout("timed out connecting to the sentinel"))??;
         events
             .subscribe(
                 SENTINEL_EVENTS
@@ -487,13 +487,6 @@ pub(crate) fn parse_replicas(reply: RedisValue) -> Vec<ReplicaInfo> {
             (!info.host.is_empty()).then_some(info)
         })
         .collect()
-}
-
-fn timeout_error(what: &'static str) -> Error {
-    Error::Redis(fred::error::Error::new(
-        fred::error::ErrorKind::Timeout,
-        what,
-    ))
 }
 
 #[cfg(test)]
