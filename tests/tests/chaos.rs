@@ -152,6 +152,23 @@ async fn replica_killed_then_restarted_with_full_resync() -> anyhow::Result<()> 
          emitter messages, {repeated} received twice",
         moved_back.duration_since(restarted),
     );
+    if lost_move + lost_fast > 0 {
+        let metrics = gw_a.scrape().await.unwrap_or_default();
+        let drops: Vec<&str> = metrics
+            .lines()
+            .filter(|l| l.contains("dropped") && !l.starts_with('#'))
+            .collect();
+        eprintln!(
+            "[chaos replica restart] lost: {:?}\ngw-a drop counters:\n{}\ngw-a logs:\n{}",
+            load::missing(&emits.log, &got_a.seq, restarted, settled)
+                .into_iter()
+                .chain(load::missing(&fast_log, &got_a.seq, restarted, settled))
+                .map(|s| (s.n, s.at.duration_since(restarted)))
+                .collect::<Vec<_>>(),
+            drops.join("\n"),
+            gw_a.logs().text(),
+        );
+    }
     assert_eq!(lost_move + lost_fast, 0, "messages lost while moving back");
     assert_eq!(repeated, 0, "messages received twice");
 

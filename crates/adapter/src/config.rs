@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::error::Error;
+
 /// How a gateway picks the server its broadcast subscriber connects to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -132,6 +134,18 @@ impl AdapterConfig {
 
     pub(crate) fn sentinel_poll_interval(&self) -> Duration {
         Duration::from_millis(self.sentinel_poll_interval_ms.max(100))
+    }
+
+    /// Where the sentinels are and what applies to the servers they name.
+    pub(crate) fn sentinel_settings(&self) -> Result<redis_layer::SentinelSettings, Error> {
+        let base = redis_layer::node_config(&self.url, self.tls_ca_file.as_deref())?;
+        let settings = redis_layer::SentinelSettings::from_urls(
+            &self.sentinel_urls,
+            &self.sentinel_master,
+            self.sentinel_password.clone(),
+            base,
+        )?;
+        Ok(settings.with_timing(self.sentinel_poll_interval(), self.connect_timeout()))
     }
 
     pub(crate) fn connect_timeout(&self) -> Duration {

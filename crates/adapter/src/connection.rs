@@ -31,7 +31,7 @@ use bytes::Bytes;
 use fred::{
     clients::Client,
     interfaces::{ClientLike, EventInterface, PubsubInterface},
-    prelude::{Builder, Config, ReconnectPolicy},
+    prelude::ReconnectPolicy,
     types::{InfoKind, Message, RespVersion, Value as RedisValue},
 };
 use tokio::{
@@ -40,12 +40,19 @@ use tokio::{
 };
 use tracing::Instrument;
 
+use redis_layer::{
+    client::{self, Attempts},
+    info::not_in_sync,
+    quit_in_background, subscribe_applied, Topology, TopologyRx,
+};
+
+pub(crate) use redis_layer::Endpoint;
+
 use crate::{
     config::AdapterConfig,
     error::Error,
     handoff::{self, Gate},
     metrics::{AdapterMetrics, DropReason, GarbageKind},
-    topology::{Topology, TopologyRx},
 };
 
 /// A message as it comes off a subscriber connection.
@@ -57,85 +64,6 @@ pub(crate) struct Inbound {
 
 /// Where a subscriber hands its messages (the dispatcher).
 pub(crate) type InboundSink = Arc<dyn Fn(Inbound) + Send + Sync>;
-
-/// One Redis server a subscriber may use.
-#[derive(Debug, Clone)]
-pub(crate) struct Endpoint {
-    /// The URL without credentials, for logs and metrics.
-    pub label: String,
-    /// `host:port`, what identifies the server across topology changes.
-    pub addr: String,
-    pub config: Config,
-}
-
-/// fred's configuration for a data node URL, with the adapter's TLS trust
-/// ([`AdapterConfig::tls_ca_file`]) applied to `rediss://` URLs.
-pub(crate) fn redis_config(url: &str, adapter: &AdapterConfig) -> Result<Config, Error> {
-    let invalid = |source| Error::InvalidUrl {
-        url: redact(url),
-        source,
-    };
-    let mut config = Config::from_url(url).map_err(invalid)?;
-    if let Some(ca_file) = &adapter.tls_ca_file {
-        if config.tls.is_none() {
-            return Err(invalid(fred::error::Error::new(
-                fred::error::ErrorKind::Config,
-                "tls_ca_file is set but the URL is not rediss://",
-            )));
-        }
-        config.tls = Some(tls_with_ca_file(ca_file).map_err(invalid)?);
-    }
-    Ok(config)
-}
-
-/// A rustls client trusting only the certificates of the PEM file `path`.
-fn tls_with_ca_file(path: &str) -> Result<fred::types::config::TlsConfig, fred::error::Error> {
-    use fred::rustls::pki_types::{pem::PemObject, CertificateDer};
-    let tls_error = |message: String| fred::error::Error::new(fred::error::ErrorKind::Tls, message);
-    let mut roots = fred::rustls::RootCertStore::empty();
-    let certificates = CertificateDer::pem_file_iter(path)
-        .map_err(|err| tls_error(format!("cannot read the CA file {path}: {err}")))?;
-    for certificate in certificates {
-        let certificate = certificate.map_err(|err| tls_error(format!("CA file {path}: {err}")))?;
-        roots
-            .add(certificate)
-            .map_err(|err| tls_error(format!("CA file {path}: {err}")))?;
-    }
-    if roots.is_empty() {
-        return Err(tls_error(format!("CA file {path} holds no certificate")));
-    }
-    let client = fred::rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(fred::types::config::TlsConnector::from(client).into())
-}
-
-impl Endpoint {
-    pub(crate) fn parse(url: &str, adapter: &AdapterConfig) -> Result<Self, Error> {
-        let config = redis_config(url, adapter)?;
-        let addr = config
-            .server
-            .hosts()
-            .first()
-            .map(server_addr)
-            .unwrap_or_else(|| redact(url));
-        Ok(Self {
-            label: redact(url),
-            addr,
-            config,
-        })
-    }
-}
-
-/// `host:port` of a server as fred names it; what [`Endpoint::addr`] holds.
-pub(crate) fn server_addr(server: &fred::types::config::Server) -> String {
-    format!("{}:{}", server.host, server.port)
-}
-
-/// `host:port` of the server `client` is connected to, if it is.
-pub(crate) fn connected_addr(client: &Client) -> Option<String> {
-    client.active_connections().first().map(server_addr)
-}
 
 /// Orders the servers of a topology for one subscriber.
 pub(crate) type CandidateOrder = Box<dyn Fn(&Topology) -> Vec<Endpoint> + Send + Sync>;
@@ -197,48 +125,29 @@ impl Candidates {
     }
 }
 
-/// `redis://user:pass@host:port/0` -> `redis://host:port/0`.
-pub(crate) fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}{}", &url[..scheme_end + 3], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 /// The publisher: one multiplexed connection to the master with fred's
 /// reconnection (same server, which is what a publisher wants).
 pub(crate) fn build_publisher(master: &Endpoint, config: &AdapterConfig) -> Result<Client, Error> {
-    let mut builder = Builder::from_config(master.config.clone());
-    let connect_timeout = config.connect_timeout();
-    let command_timeout = config.request_timeout();
-    builder
-        .with_connection_config(|c| {
-            c.connection_timeout = connect_timeout;
-            c.internal_command_timeout = connect_timeout;
-        })
-        .with_performance_config(|p| {
-            p.default_command_timeout = command_timeout;
-        })
-        .set_policy(ReconnectPolicy::new_constant(0, 100));
+    let mut builder = client::builder(
+        master.config.clone(),
+        config.connect_timeout(),
+        config.request_timeout(),
+        Attempts::Replayed,
+    );
+    builder.set_policy(ReconnectPolicy::new_constant(0, 100));
     Ok(builder.build()?)
 }
 
 /// A command connection to a replica, only used for `PUBSUB NUMSUB`.
 pub(crate) fn build_counter(endpoint: &Endpoint, config: &AdapterConfig) -> Result<Client, Error> {
-    let mut builder = Builder::from_config(endpoint.config.clone());
     let connect_timeout = config.connect_timeout();
-    builder
-        .with_connection_config(|c| {
-            c.connection_timeout = connect_timeout;
-            c.internal_command_timeout = connect_timeout;
-            c.max_command_attempts = 1;
-        })
-        .with_performance_config(|p| {
-            p.default_command_timeout = connect_timeout;
-        })
-        .set_policy(ReconnectPolicy::new_constant(0, 250));
+    let mut builder = client::builder(
+        endpoint.config.clone(),
+        connect_timeout,
+        connect_timeout,
+        Attempts::Once,
+    );
+    builder.set_policy(ReconnectPolicy::new_constant(0, 250));
     Ok(builder.build()?)
 }
 
@@ -369,17 +278,7 @@ impl Subscriber {
             .cloned()
             .collect();
         if let Some(session) = set.session.clone() {
-            let applied = async {
-                if !new_channels.is_empty() {
-                    session.subscribe(new_channels.clone()).await?;
-                }
-                if !new_patterns.is_empty() {
-                    session.psubscribe(new_patterns.clone()).await?;
-                }
-                Ok::<_, fred::error::Error>(())
-            }
-            .await;
-            if let Err(err) = applied {
+            if let Err(err) = subscribe_applied(&session, new_channels, new_patterns).await {
                 // Still registered: the next session subscribes it. Say so
                 // rather than fail, the supervisor is already on it.
                 tracing::warn!(role = self.role, %err, "subscribe failed on the current connection, will retry on reconnect");
@@ -518,19 +417,10 @@ impl Subscriber {
         let mut config = endpoint.config.clone();
         // RESP3 lets PING run on a subscribed connection like any command.
         config.version = RespVersion::RESP3;
-        let mut builder = Builder::from_config(config);
         let connect_timeout = self.connect_timeout;
         let capacity = self.channel_capacity;
-        builder
-            .with_connection_config(|c| {
-                c.connection_timeout = connect_timeout;
-                c.internal_command_timeout = connect_timeout;
-                c.max_command_attempts = 1;
-            })
-            .with_performance_config(|p| {
-                p.default_command_timeout = connect_timeout;
-                p.broadcast_channel_capacity = capacity;
-            });
+        let mut builder = client::builder(config, connect_timeout, connect_timeout, Attempts::Once);
+        builder.with_performance_config(|p| p.broadcast_channel_capacity = capacity);
         let client = builder.build()?;
         // Listen before subscribing so no message falls between the two.
         let messages = client.message_rx();
@@ -680,7 +570,9 @@ impl Subscriber {
         let new = new.subscribe(&set, Some(&marker)).await?;
         let old_seen = old.gate.until_marker(&marker);
         let exchanged = async {
-            old.client.subscribe(marker.clone()).await?;
+            // Applied before the marker is published, or the old server
+            // could pass the marker before it listens for it.
+            subscribe_applied(&old.client, vec![marker.clone()], Vec::new()).await?;
             let _: RedisValue = self.marker_publisher.publish(marker.clone(), "").await?;
             let both_seen = async { old_seen.await.is_ok() && new_seen.await.is_ok() };
             match tokio::time::timeout(self.connect_timeout, both_seen).await {
@@ -752,17 +644,10 @@ impl Session {
         let patterns: Vec<String> = set.patterns.iter().cloned().collect();
         self.channels = set.channels.len();
         self.patterns = patterns.len();
-        let subscribed = async {
-            if !channels.is_empty() {
-                self.client.subscribe(channels).await?;
-            }
-            if !patterns.is_empty() {
-                self.client.psubscribe(patterns).await?;
-            }
-            Ok::<_, fred::error::Error>(())
-        }
-        .await;
-        match subscribed {
+        // Applied by the server when this returns: a handoff publishes its
+        // marker next, and a pattern the server applied only after the
+        // marker passed would miss the messages right after it.
+        match subscribe_applied(&self.client, channels, patterns).await {
             Ok(()) => Ok(self),
             Err(err) => {
                 self.close();
@@ -780,30 +665,6 @@ impl Session {
     }
 }
 
-/// The value of `field` in an `INFO` reply (`field:value` lines).
-pub(crate) fn info_value<'a>(info: &'a str, field: &str) -> Option<&'a str> {
-    info.lines().find_map(|line| {
-        let (key, value) = line.trim().split_once(':')?;
-        (key == field).then_some(value.trim())
-    })
-}
-
-/// Why a server cannot take over a subscriber's stream yet, from its
-/// `INFO replication`: a replica must be linked to its master with no sync
-/// running, or the marker (and every message before it) would be late.
-fn not_in_sync(info: &str) -> Option<String> {
-    match info_value(info, "role") {
-        Some("master") => None,
-        Some("slave") => {
-            let link = info_value(info, "master_link_status").unwrap_or("unknown");
-            let syncing = info_value(info, "master_sync_in_progress").unwrap_or("0");
-            (link != "up" || syncing != "0")
-                .then(|| format!("replica link {link}, sync in progress {syncing}"))
-        }
-        other => Some(format!("unexpected role {other:?}")),
-    }
-}
-
 /// Resolves when the topology changes (`true`) or its watcher ends
 /// (`false`); never for a fixed layout.
 async fn topology_changed(topology: &mut Option<TopologyRx>) -> bool {
@@ -811,14 +672,6 @@ async fn topology_changed(topology: &mut Option<TopologyRx>) -> bool {
         Some(rx) => rx.changed().await.is_ok(),
         None => std::future::pending().await,
     }
-}
-
-/// Close a client without waiting on a server that may be dead.
-fn quit_in_background(client: &Client) {
-    let client = client.clone();
-    tokio::spawn(async move {
-        let _ = tokio::time::timeout(Duration::from_millis(500), client.quit()).await;
-    });
 }
 
 async fn forward_messages(
@@ -851,66 +704,5 @@ async fn forward_messages(
             }
             Err(RecvError::Closed) => return,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{redact, redis_config};
-    use crate::config::AdapterConfig;
-
-    #[test]
-    fn a_replica_takes_over_only_when_linked_and_not_syncing() {
-        use super::not_in_sync;
-        assert_eq!(not_in_sync("# Replication\r\nrole:master\r\n"), None);
-        let linked = "role:slave\r\nmaster_link_status:up\r\nmaster_sync_in_progress:0\r\n";
-        assert_eq!(not_in_sync(linked), None);
-        let down = "role:slave\r\nmaster_link_status:down\r\nmaster_sync_in_progress:1\r\n";
-        assert!(not_in_sync(down).is_some());
-        assert!(not_in_sync("").is_some());
-    }
-
-    #[test]
-    fn redacts_credentials() {
-        assert_eq!(redact("redis://u:p@h:1/0"), "redis://h:1/0");
-        assert_eq!(redact("redis://h:1"), "redis://h:1");
-        assert_eq!(redact("redis://:p@w@h:1"), "redis://h:1");
-    }
-
-    fn with_ca_file(path: &str) -> AdapterConfig {
-        AdapterConfig {
-            tls_ca_file: Some(path.to_owned()),
-            ..AdapterConfig::default()
-        }
-    }
-
-    #[test]
-    fn tls_ca_file_needs_rediss_and_a_readable_pem() {
-        let plain = AdapterConfig::default();
-        assert!(redis_config("rediss://h:1/2", &plain)
-            .unwrap()
-            .tls
-            .is_some());
-        assert!(redis_config("redis://h:1/2", &plain).unwrap().tls.is_none());
-
-        let err = redis_config("redis://u:secret@h:1", &with_ca_file("/nonexistent.pem"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("not rediss://"), "{err}");
-        assert!(!err.contains("secret"), "{err}");
-
-        let err = redis_config("rediss://h:1", &with_ca_file("/nonexistent/ca.pem"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("/nonexistent/ca.pem"), "{err}");
-
-        let empty =
-            std::env::temp_dir().join(format!("adapter-empty-ca-{}.pem", std::process::id()));
-        std::fs::write(&empty, "not a certificate\n").unwrap();
-        let err = redis_config("rediss://h:1", &with_ca_file(&empty.display().to_string()))
-            .unwrap_err()
-            .to_string();
-        std::fs::remove_file(&empty).unwrap();
-        assert!(err.contains("holds no certificate"), "{err}");
     }
 }

@@ -12,17 +12,10 @@ pub enum Error {
     /// A Redis command failed (connection lost, timeout, refused).
     #[error("redis: {0}")]
     Redis(#[from] fred::error::Error),
-    /// A configured URL could not be parsed.
-    #[error("invalid redis url {url:?}: {source}")]
-    InvalidUrl {
-        /// The URL as configured.
-        url: String,
-        /// Why fred rejected it.
-        source: fred::error::Error,
-    },
-    /// No sentinel answered, or they do not know the master group.
-    #[error("sentinel: {0}")]
-    Sentinel(String),
+    /// A configured URL, TLS file or sentinel cannot be used (see
+    /// [`redis_layer::Error`]; its Redis failures become [`Error::Redis`]).
+    #[error(transparent)]
+    Connection(redis_layer::Error),
     /// A namespace name cannot be used in a channel name.
     #[error("namespace {0:?} contains '#', which the channel names cannot carry")]
     InvalidNamespace(String),
@@ -43,10 +36,16 @@ pub enum Error {
 impl Error {
     /// A Redis operation that did not finish in time.
     pub(crate) fn timeout(what: &'static str) -> Self {
-        Error::Redis(fred::error::Error::new(
-            fred::error::ErrorKind::Timeout,
-            what,
-        ))
+        redis_layer::Error::timeout(what).into()
+    }
+}
+
+impl From<redis_layer::Error> for Error {
+    fn from(err: redis_layer::Error) -> Self {
+        match err {
+            redis_layer::Error::Redis(err) => Error::Redis(err),
+            other => Error::Connection(other),
+        }
     }
 }
 

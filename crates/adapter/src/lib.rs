@@ -37,7 +37,6 @@ mod handoff;
 mod metrics;
 mod payload;
 mod state;
-mod topology;
 
 pub use ack::ClusterAckStream;
 pub use adapter::{InitRes, RedisAdapter};

@@ -1,8 +1,9 @@
 //! Counters an operator needs to see what the adapter is doing.
 //!
 //! The adapter only counts (lock-free atomics on the hot path); the gateway
-//! reads a [`MetricsSnapshot`] and exports it however it likes (Prometheus in
-//! a later issue). Every enum has a stable `as_str` label for that purpose.
+//! reads a [`MetricsSnapshot`] and exports it however it likes (the gateway's
+//! `adapter_metrics.rs` copies it into Prometheus at each scrape). Every enum
+//! has a stable `as_str` label for that purpose.
 
 use std::{
     collections::{BTreeMap, VecDeque},

@@ -25,14 +25,13 @@ use crate::{
     config::candidate_order,
     config::AdapterConfig,
     connection::{
-        build_counter, build_publisher, connected_addr, info_value, Candidates, Endpoint, Inbound,
-        InboundSink, Subscriber,
+        build_counter, build_publisher, Candidates, Endpoint, Inbound, InboundSink, Subscriber,
     },
     error::Error,
     garbage::GarbageLog,
     metrics::{AdapterMetrics, DropReason, GarbageKind, MessageKind, RequestKind, RequestOutcome},
-    topology::{self, SentinelSettings, Topology, TopologyRx},
 };
+use redis_layer::{connected_addr, info::info_int, Topology, TopologyRx};
 
 /// A command connection used for `PUBSUB NUMSUB` on one replica.
 #[derive(Debug, Clone)]
@@ -232,7 +231,7 @@ impl ClusterHandle {
         let fixed_replicas = config
             .replica_urls
             .iter()
-            .map(|url| Endpoint::parse(url, &config))
+            .map(|url| Endpoint::parse(url, config.tls_ca_file.as_deref()))
             .collect::<Result<Vec<_>, _>>()?;
         let random_seed = Instant::now().elapsed().subsec_nanos() as u64
             ^ std::process::id() as u64
@@ -240,13 +239,17 @@ impl ClusterHandle {
 
         // Where the master is, and whether it can move.
         let (master, sentinel) = if config.uses_sentinel() {
-            let settings = SentinelSettings::from_config(&config)?;
+            let settings = config.sentinel_settings()?;
             let discovered = tokio::time::timeout(
-                config.connect_timeout() * (settings.sentinels.len() as u32 + 1),
-                topology::discover(&settings),
+                redis_layer::topology::discovery_timeout(&settings),
+                redis_layer::discover(&settings),
             )
             .await
-            .map_err(|_| Error::Sentinel("timed out asking the sentinels".to_owned()))??;
+            .map_err(|_| {
+                Error::from(redis_layer::Error::Sentinel(
+                    "timed out asking the sentinels".to_owned(),
+                ))
+            })??;
             tracing::info!(
                 master = %discovered.master.label,
                 replicas = discovered.replicas.len(),
@@ -256,7 +259,10 @@ impl ClusterHandle {
             let (topology_tx, topology_rx) = watch::channel(Arc::new(discovered));
             (master, Some((settings, topology_tx, topology_rx)))
         } else {
-            (Endpoint::parse(&config.url, &config)?, None)
+            (
+                Endpoint::parse(&config.url, config.tls_ca_file.as_deref())?,
+                None,
+            )
         };
 
         let metrics = Arc::new(AdapterMetrics::default());
@@ -423,7 +429,7 @@ impl ClusterHandle {
                 .await?;
         }
         if let Some((settings, topology_tx, topology_rx)) = sentinel {
-            topology::spawn_watcher(settings, topology_tx, shared.shutdown.subscribe());
+            redis_layer::spawn_watcher(settings, topology_tx, shared.shutdown.subscribe());
             spawn_topology_follower(
                 Arc::downgrade(&shared),
                 topology_rx,
@@ -1153,10 +1159,12 @@ fn new_counter(endpoint: &Endpoint, config: &AdapterConfig) -> Result<Counter, E
 /// per discovered replica.
 fn spawn_topology_follower(shared: Weak<Shared>, mut topology: TopologyRx, fixed_replicas: bool) {
     if let Some(strong) = shared.upgrade() {
-        spawn_publisher_follower(
-            shared.clone(),
+        // Ends with the topology watcher, at shutdown.
+        redis_layer::spawn_publisher_follower(
+            strong.publisher.clone(),
             topology.clone(),
             strong.config.sentinel_poll_interval(),
+            strong.config.connect_timeout() * 2,
         );
     }
     if fixed_replicas {
@@ -1216,56 +1224,7 @@ async fn replication_offset(client: &Client, field: &str, timeout: Duration) -> 
         .await
         .ok()?
         .ok()?;
-    info_field(&info, field)
-}
-
-/// The integer value of `field` in an `INFO` reply.
-fn info_field(info: &str, field: &str) -> Option<i64> {
-    info_value(info, field)?.parse().ok()
-}
-
-/// Keeps the publisher on the master the topology names. fred asks the
-/// sentinels where the master is only when it reconnects, and the sentinel
-/// it asks may not have heard of the failover yet; an old master that is
-/// still up keeps acknowledging PUBLISH until Sentinel demotes it (up to
-/// 10 s later), and no subscriber hears what is published there. So the
-/// server the publisher is connected to is checked on every topology change
-/// and every `check_every`, and the connection is moved until it is on the
-/// master.
-fn spawn_publisher_follower(shared: Weak<Shared>, mut topology: TopologyRx, check_every: Duration) {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(check_every);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                changed = topology.changed() => if changed.is_err() {
-                    return;
-                },
-                _ = ticker.tick() => {}
-            }
-            let Some(shared) = shared.upgrade() else {
-                return;
-            };
-            let master = topology.borrow_and_update().master.clone();
-            // While fred reconnects there is nothing to judge; the
-            // reconnection asks the sentinels anyway.
-            let Some(connected) = connected_addr(&shared.publisher) else {
-                continue;
-            };
-            if connected == master.addr {
-                continue;
-            }
-            tracing::warn!(%connected, master = %master.label, "publisher not on the master, reconnecting");
-            let reconnect = shared.publisher.force_reconnection();
-            match tokio::time::timeout(shared.config.connect_timeout() * 2, reconnect).await {
-                Ok(Ok(())) => {}
-                Ok(Err(err)) => {
-                    tracing::warn!(%err, "publisher reconnection failed, fred keeps retrying")
-                }
-                Err(_) => tracing::warn!("publisher reconnection timed out, fred keeps retrying"),
-            }
-        }
-    });
+    info_int(&info, field)
 }
 
 async fn numsub(client: &Client, channel: &str) -> Result<usize, Error> {
@@ -1277,22 +1236,4 @@ async fn numsub(client: &Client, channel: &str) -> Result<usize, Error> {
         _ => None,
     };
     Ok(count.and_then(|c| usize::try_from(c).ok()).unwrap_or(0))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn info_fields() {
-        let info =
-            "# Replication\r\nrole:slave\r\nslave_repl_offset:1234\r\nmaster_repl_offset:1300\r\n";
-        assert_eq!(info_field(info, "slave_repl_offset"), Some(1234));
-        assert_eq!(info_field(info, "master_repl_offset"), Some(1300));
-        assert_eq!(info_field(info, "missing"), None);
-        assert_eq!(
-            info_field("master_repl_offset:x\r\n", "master_repl_offset"),
-            None
-        );
-    }
 }

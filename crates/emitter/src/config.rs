@@ -13,6 +13,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::error::EmitterError;
+
 /// Default Redis URL (a local server).
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// Default channel prefix, the `key` option of the Node adapter and emitter.
@@ -124,22 +126,31 @@ impl RedisConfig {
         self
     }
 
-    /// `(host, port)` of every sentinel.
-    pub(crate) fn sentinel_hosts(&self) -> Result<Vec<(String, u16)>, SettingsError> {
-        let mut hosts = Vec::new();
-        for url in &self.sentinel_urls {
-            let url = if url.contains("://") {
-                url.clone()
-            } else {
-                format!("redis://{url}")
-            };
-            let parsed = fred::types::config::Config::from_url(&url)
-                .map_err(|err| SettingsError::invalid("redis.sentinel_urls", err.details()))?;
-            for server in parsed.server.hosts() {
-                hosts.push((server.host.to_string(), server.port));
-            }
+    /// fred's configuration for [`Self::url`], with [`Self::tls_ca_file`].
+    pub(crate) fn node_config(&self) -> Result<fred::types::config::Config, EmitterError> {
+        redis_layer::node_config(&self.url, self.tls_ca_file.as_deref())
+            .map_err(|err| EmitterError::Config(format!("redis.url: {err}")))
+    }
+
+    /// The sentinels to follow, if any: the same settings as the adapter's,
+    /// credentials in the sentinel URLs included.
+    pub(crate) fn sentinel_settings(
+        &self,
+    ) -> Result<Option<redis_layer::SentinelSettings>, EmitterError> {
+        if self.sentinel_urls.is_empty() {
+            return Ok(None);
         }
-        Ok(hosts)
+        let settings = redis_layer::SentinelSettings::from_urls(
+            &self.sentinel_urls,
+            &self.sentinel_master,
+            self.sentinel_password.clone(),
+            self.node_config()?,
+        )
+        .map_err(|err| EmitterError::Config(format!("redis.sentinel_urls: {err}")))?;
+        Ok(Some(settings.with_timing(
+            self.sentinel_poll_interval(),
+            self.connect_timeout(),
+        )))
     }
 
     pub(crate) fn publish_timeout(&self) -> Duration {
@@ -201,7 +212,15 @@ impl RedisConfig {
                 format!("unsupported sentinel URL {url:?}: expected redis://host:port"),
             ));
         }
-        self.sentinel_hosts()?;
+        if !self.sentinel_urls.is_empty() {
+            redis_layer::SentinelSettings::from_urls(
+                &self.sentinel_urls,
+                &self.sentinel_master,
+                None,
+                fred::types::config::Config::default(),
+            )
+            .map_err(|err| SettingsError::invalid("redis.sentinel_urls", err.to_string()))?;
+        }
         if !self.sentinel_urls.is_empty() && self.sentinel_master.trim().is_empty() {
             return Err(SettingsError::invalid(
                 "redis.sentinel_master",
@@ -402,6 +421,36 @@ mod tests {
         assert!(err.contains("urll"), "{err}");
     }
 
+    /// The sentinels' own ACL user, given in their URL, is used (it was
+    /// once ignored by the emitter while the adapter took it).
+    #[test]
+    fn sentinel_user_from_the_url_reaches_the_publisher() {
+        let settings = Settings::load(
+            None,
+            env(&[
+                ("EMITTER_REDIS__URL", "redis://app:data-pw@127.0.0.1:6379/3"),
+                (
+                    "EMITTER_REDIS__SENTINEL_URLS",
+                    "redis://watcher:sentinel-pw@10.0.0.1:26379",
+                ),
+            ]),
+            &[],
+        )
+        .unwrap();
+        let sentinels = settings.redis.sentinel_settings().unwrap().unwrap();
+        match sentinels.publisher_config().server {
+            fred::types::config::ServerConfig::Sentinel {
+                username, password, ..
+            } => {
+                assert_eq!(username.as_deref(), Some("watcher"));
+                assert_eq!(password.as_deref(), Some("sentinel-pw"));
+            }
+            other => panic!("not a sentinel configuration: {other:?}"),
+        }
+        assert_eq!(sentinels.base.username.as_deref(), Some("app"));
+        assert_eq!(sentinels.base.database, Some(3));
+    }
+
     #[test]
     fn sentinels_from_the_environment() {
         let settings = Settings::load(
@@ -422,13 +471,15 @@ mod tests {
             settings.redis.sentinel_poll_interval(),
             Duration::from_millis(250)
         );
+        let sentinels = settings.redis.sentinel_settings().unwrap().unwrap();
         assert_eq!(
-            settings.redis.sentinel_hosts().unwrap(),
+            sentinels.sentinels,
             vec![
                 ("10.0.0.1".to_owned(), 26379),
                 ("10.0.0.2".to_owned(), 26380)
             ]
         );
+        assert_eq!(sentinels.password.as_deref(), Some("pw"));
         assert_eq!(settings.redis.sentinel_master, "cluster-a");
         assert_eq!(settings.redis.sentinel_password.as_deref(), Some("pw"));
         let err = load_error(&[("EMITTER_REDIS__SENTINEL_URLS", "http://x:1")]);

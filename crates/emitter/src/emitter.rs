@@ -16,7 +16,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use fred::prelude::{Builder, ClientLike, PubsubInterface, ReconnectPolicy};
+use fred::prelude::{ClientLike, PubsubInterface, ReconnectPolicy};
 use rmpv::Value;
 use wire::{
     BroadcastFlags, BroadcastMessage, BroadcastOpts, BroadcastPacket, Channels, PacketKind,
@@ -25,7 +25,7 @@ use wire::{
 
 use crate::config::RedisConfig;
 use crate::error::EmitterError;
-use crate::sentinel::MasterFollower;
+use redis_layer::MasterFollower;
 
 /// Event names Socket.IO reserves (the same list as
 /// `@socket.io/redis-emitter`'s `RESERVED_EVENTS`), shared with the codec.
@@ -101,11 +101,8 @@ impl Emitter {
     }
 
     fn following_sentinels(mut self, config: &RedisConfig) -> Result<Self, EmitterError> {
-        let sentinels = config
-            .sentinel_hosts()
-            .map_err(|err| EmitterError::Config(err.to_string()))?;
-        if !sentinels.is_empty() {
-            let follower = MasterFollower::spawn(self.client.clone(), config, sentinels);
+        if let Some(sentinels) = config.sentinel_settings()? {
+            let follower = MasterFollower::spawn(self.client.clone(), sentinels);
             self.master_follower = Some(Arc::new(follower));
         }
         Ok(self)
@@ -265,76 +262,34 @@ fn build_client(
     config
         .validate()
         .map_err(|err| EmitterError::Config(err.to_string()))?;
-    let mut redis = fred::types::config::Config::from_url(&config.url)
-        .map_err(|err| EmitterError::Config(format!("redis.url: {}", err.details())))?;
-    redis.fail_fast = fail_fast;
-    if let Some(ca_file) = &config.tls_ca_file {
-        redis.tls = Some(tls_with_ca_file(ca_file)?);
-    }
-    let sentinels = config
-        .sentinel_hosts()
-        .map_err(|err| EmitterError::Config(err.to_string()))?;
-    let uses_sentinel = !sentinels.is_empty();
-    if uses_sentinel {
+    let mut redis = config.node_config()?;
+    let sentinels = config.sentinel_settings()?;
+    if let Some(sentinels) = &sentinels {
         // fred asks the sentinels for the master on every (re)connection, so
         // a failover only costs the reconnection.
-        redis.server = fred::types::config::ServerConfig::Sentinel {
-            hosts: sentinels
-                .iter()
-                .map(|(host, port)| fred::types::config::Server::new(host.as_str(), *port))
-                .collect(),
-            service_name: config.sentinel_master.clone(),
-            username: None,
-            password: config.sentinel_password.clone(),
-        };
+        redis = sentinels.publisher_config();
     }
-    let connect_timeout = config.connect_timeout();
-    let publish_timeout = config.publish_timeout();
-    let mut builder = Builder::from_config(redis);
+    redis.fail_fast = fail_fast;
+    // A PUBLISH that was written when the connection dropped is not
+    // replayed: the caller gets an error and decides, rather than risking a
+    // silent duplicate. The publish timeout bounds the wait of a publish
+    // queued while Redis is unreachable.
+    let mut builder = redis_layer::client::builder(
+        redis,
+        config.connect_timeout(),
+        config.publish_timeout(),
+        redis_layer::client::Attempts::Once,
+    );
     builder
-        .with_connection_config(|connection| {
-            connection.connection_timeout = connect_timeout;
-            connection.internal_command_timeout = connect_timeout;
-            // A PUBLISH that was written when the connection dropped is not
-            // replayed: the caller gets an error and decides, rather than
-            // risking a silent duplicate.
-            connection.max_command_attempts = 1;
-        })
-        .with_performance_config(|performance| {
-            // Bounds the wait of a publish queued while Redis is unreachable.
-            performance.default_command_timeout = publish_timeout;
-        })
         // Unlimited attempts, 100 ms doubling up to 2 s between them; with
         // sentinels a steady 100 ms, since the new master is usually up
         // within a second of the failover and every retry asks the sentinels.
-        .set_policy(if uses_sentinel {
+        .set_policy(if sentinels.is_some() {
             ReconnectPolicy::new_constant(0, 100)
         } else {
             ReconnectPolicy::new_exponential(0, 100, 2_000, 2)
         });
     Ok(builder.build()?)
-}
-
-/// A rustls client trusting only the certificates of the PEM file `path`.
-fn tls_with_ca_file(path: &str) -> Result<fred::types::config::TlsConfig, EmitterError> {
-    use fred::rustls::pki_types::{pem::PemObject, CertificateDer};
-    let invalid = |reason: String| EmitterError::Config(format!("redis.tls_ca_file: {reason}"));
-    let mut roots = fred::rustls::RootCertStore::empty();
-    let certificates = CertificateDer::pem_file_iter(path)
-        .map_err(|err| invalid(format!("cannot read {path}: {err}")))?;
-    for certificate in certificates {
-        let certificate = certificate.map_err(|err| invalid(format!("{path}: {err}")))?;
-        roots
-            .add(certificate)
-            .map_err(|err| invalid(format!("{path}: {err}")))?;
-    }
-    if roots.is_empty() {
-        return Err(invalid(format!("{path} holds no certificate")));
-    }
-    let client = fred::rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(fred::types::config::TlsConnector::from(client).into())
 }
 
 /// Targets (rooms, exceptions) and flags for the next operation; built from

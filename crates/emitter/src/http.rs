@@ -59,11 +59,13 @@ impl AppState {
     /// Turns the outcome of a publish into the HTTP answer, counting it.
     fn answer(&self, kind: OperationKind, outcome: Result<usize, EmitterError>) -> Response {
         match outcome {
-            Ok(receivers) => {
+            Ok(master_subscribers) => {
                 self.metrics.record_published(kind);
+                // What PUBLISH counts: subscribers on the master only, not the
+                // gateways reading replicas; the name says so.
                 (
                     StatusCode::ACCEPTED,
-                    Json(json!({"status": "published", "receivers": receivers})),
+                    Json(json!({"status": "published", "master_subscribers": master_subscribers})),
                 )
                     .into_response()
             }

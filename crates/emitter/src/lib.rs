@@ -22,7 +22,6 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod request;
-mod sentinel;
 pub mod value;
 
 pub use config::{RedisConfig, Settings, SettingsError};

@@ -215,20 +215,9 @@ async fn connect(settings: &Settings) -> anyhow::Result<Emitter> {
     Emitter::connect(&settings.redis).await.with_context(|| {
         format!(
             "cannot connect to redis at {}",
-            without_credentials(&settings.redis.url)
+            redis_layer::redact(&settings.redis.url)
         )
     })
-}
-
-/// `redis://user:pass@host:port/2` -> `redis://host:port/2`: error messages
-/// end up in terminals and CI logs, passwords must not.
-fn without_credentials(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}{}", &url[..scheme_end + 3], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
@@ -358,16 +347,6 @@ async fn shutdown_signal() {
 mod tests {
     use super::*;
     use clap::CommandFactory;
-
-    #[test]
-    fn connection_errors_do_not_show_passwords() {
-        assert_eq!(
-            without_credentials("redis://app:secret@h:6379/2"),
-            "redis://h:6379/2"
-        );
-        assert_eq!(without_credentials("rediss://:secret@h"), "rediss://h");
-        assert_eq!(without_credentials("redis://h:6379"), "redis://h:6379");
-    }
 
     #[test]
     fn cli_definition_is_consistent() {

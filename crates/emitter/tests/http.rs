@@ -48,7 +48,10 @@ async fn operations_are_published_once_accepted() {
         .await
         .unwrap();
     assert_eq!(status, 202, "{body}");
-    assert_eq!(body, json!({"status": "published", "receivers": 1}));
+    assert_eq!(
+        body,
+        json!({"status": "published", "master_subscribers": 1})
+    );
     let message = next_message(&mut watcher).await.unwrap();
     assert_eq!(message.channel, "socket.io#/#room1#");
     let decoded = wire::BroadcastMessage::decode(&message.payload).unwrap();

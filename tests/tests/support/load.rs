@@ -171,15 +171,23 @@ pub fn longest_gap(log: &Log, from: Instant, to: Instant) -> Duration {
     longest.max(to.saturating_duration_since(last))
 }
 
-/// Messages sent successfully in `[from, to]` that `received` never got.
+/// Messages sent successfully in `[from, to]` that `received` never got,
+/// and how many were sent successfully in that window.
 pub fn lost(sent: &Log, received: &Log, from: Instant, to: Instant) -> (usize, usize) {
-    let got: std::collections::HashSet<i64> = snapshot(received).iter().map(|s| s.n).collect();
-    let sent: Vec<Stamp> = snapshot(sent)
-        .into_iter()
+    let sent_ok = snapshot(sent)
+        .iter()
         .filter(|s| s.ok && s.at >= from && s.at <= to)
-        .collect();
-    let missing = sent.iter().filter(|s| !got.contains(&s.n)).count();
-    (missing, sent.len())
+        .count();
+    (missing(sent, received, from, to).len(), sent_ok)
+}
+
+/// The messages sent successfully in `[from, to]` that `received` never got.
+pub fn missing(sent: &Log, received: &Log, from: Instant, to: Instant) -> Vec<Stamp> {
+    let got: std::collections::HashSet<i64> = snapshot(received).iter().map(|s| s.n).collect();
+    snapshot(sent)
+        .into_iter()
+        .filter(|s| s.ok && s.at >= from && s.at <= to && !got.contains(&s.n))
+        .collect()
 }
 
 /// How many receipts in `received` repeat a sequence number already seen.
