@@ -22,7 +22,7 @@ use socketioxide_core::{
 use tokio::time::Sleep;
 use wire::Response;
 
-use crate::{payload::PayloadFormat, state::PendingReceiver};
+use crate::{payload::PayloadFormat, pending::PendingReceiver};
 
 /// Acks from local and remote sockets. Remote acks carry [`Sid::ZERO`]: the
 /// Node wire format does not say which socket answered.

@@ -31,9 +31,8 @@ use std::{
 
 use socketioxide_core::{
     adapter::{
-        errors::{BroadcastError, SocketError},
-        BroadcastFlags, BroadcastOptions, CoreAdapter, CoreLocalAdapter, DefinedAdapter,
-        RemoteSocketData, Room, RoomParam, SocketEmitter, Spawnable,
+        errors::BroadcastError, BroadcastFlags, BroadcastOptions, CoreAdapter, CoreLocalAdapter,
+        DefinedAdapter, RemoteSocketData, Room, RoomParam, SocketEmitter, Spawnable,
     },
     packet::Packet,
     Sid, Str, Uid,
@@ -43,13 +42,12 @@ use wire::{BroadcastMessage, BroadcastPacket, Channels, PacketKind, Request, Res
 
 use crate::{
     ack::ClusterAckStream,
+    dispatch::NamespaceRoute,
     error::{Error, InitError},
-    metrics::{DropReason, GarbageKind, MessageKind, RequestKind},
-    payload::{event_payload, first_ack_arg, PayloadFormat},
-    state::{
-        BroadcastItem, ClusterHandle, ControlItem, NamespaceOps, NamespaceRoute, ServerSideEmit,
-        Shared,
-    },
+    handle::ClusterHandle,
+    metrics::{MessageKind, RequestKind},
+    payload::{event_payload, PayloadFormat},
+    state::{NamespaceOps, Shared},
 };
 
 /// Extra wait after the ack timeout for remote acks to cross Redis.
@@ -58,13 +56,13 @@ const ACK_NETWORK_GRACE: Duration = Duration::from_millis(250);
 /// The Redis adapter for one namespace. Use it as
 /// `SocketIo::builder().with_adapter::<RedisAdapter<_>>(cluster_handle)`.
 pub struct RedisAdapter<E> {
-    local: CoreLocalAdapter<E>,
-    shared: Arc<Shared>,
-    nsp: String,
-    channels: Channels,
-    specific_response: String,
-    format: PayloadFormat,
-    server_id: Uid,
+    pub(crate) local: CoreLocalAdapter<E>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) nsp: String,
+    pub(crate) channels: Channels,
+    pub(crate) specific_response: String,
+    pub(crate) format: PayloadFormat,
+    pub(crate) server_id: Uid,
 }
 
 impl<E> fmt::Debug for RedisAdapter<E> {
@@ -109,7 +107,7 @@ impl Spawnable for InitRes {
 
 /// `(rooms, except)` on the wire for socketioxide options, or `None` when
 /// the options select no socket at all.
-fn wire_targets(opts: &BroadcastOptions) -> Option<(Vec<String>, Vec<String>)> {
+pub(crate) fn wire_targets(opts: &BroadcastOptions) -> Option<(Vec<String>, Vec<String>)> {
     let mut rooms: Vec<String> = opts.rooms.iter().map(|r| r.to_string()).collect();
     let mut except: Vec<String> = opts.except.iter().map(|r| r.to_string()).collect();
     if opts.has_flag(BroadcastFlags::Broadcast) {
@@ -124,7 +122,7 @@ fn wire_targets(opts: &BroadcastOptions) -> Option<(Vec<String>, Vec<String>)> {
 }
 
 /// socketioxide options for rooms and except received from the wire.
-fn local_opts(rooms: &[String], except: &[String], volatile: bool) -> BroadcastOptions {
+pub(crate) fn local_opts(rooms: &[String], except: &[String], volatile: bool) -> BroadcastOptions {
     let mut opts = BroadcastOptions::default();
     opts.add_flag(BroadcastFlags::Broadcast);
     if volatile {
@@ -143,14 +141,14 @@ impl<E: SocketEmitter> RedisAdapter<E> {
         }
     }
 
-    fn response_channel(&self, requester: Option<&str>) -> String {
+    pub(crate) fn response_channel(&self, requester: Option<&str>) -> String {
         match requester {
             Some(uid) if uid != wire::EMITTER_UID => self.channels.response_for(uid),
             _ => self.channels.response().to_owned(),
         }
     }
 
-    fn spawn_response(&self, requester: Option<&str>, response: Response) {
+    pub(crate) fn spawn_response(&self, requester: Option<&str>, response: Response) {
         let channel = self.response_channel(requester);
         let shared = self.shared.clone();
         tokio::spawn(async move {
@@ -160,7 +158,7 @@ impl<E: SocketEmitter> RedisAdapter<E> {
         });
     }
 
-    async fn publish_request(&self, request: Request) -> Result<(), Error> {
+    pub(crate) async fn publish_request(&self, request: Request) -> Result<(), Error> {
         self.shared
             .publish(
                 self.channels.request(),
@@ -170,7 +168,7 @@ impl<E: SocketEmitter> RedisAdapter<E> {
             .await
     }
 
-    fn is_local_socket(&self, sid: Sid) -> bool {
+    pub(crate) fn is_local_socket(&self, sid: Sid) -> bool {
         !self
             .local
             .fetch_sockets(BroadcastOptions::new(sid))
@@ -179,7 +177,7 @@ impl<E: SocketEmitter> RedisAdapter<E> {
 
     /// Join local sockets to the rooms named after their ids, for the names
     /// in `names` that are ids of local sockets (see the module docs).
-    fn ensure_id_rooms<'a>(&self, names: impl IntoIterator<Item = &'a String>) {
+    pub(crate) fn ensure_id_rooms<'a>(&self, names: impl IntoIterator<Item = &'a String>) {
         for name in names {
             let Ok(sid) = Sid::from_str(name) else {
                 continue;
@@ -194,7 +192,7 @@ impl<E: SocketEmitter> RedisAdapter<E> {
     }
 
     /// Whether a local socket is in `room` (or is the socket named `room`).
-    fn has_local_room(&self, room: &str) -> bool {
+    pub(crate) fn has_local_room(&self, room: &str) -> bool {
         let mut opts = BroadcastOptions::default();
         opts.add_flag(BroadcastFlags::Broadcast);
         opts.rooms.push(Cow::Owned(room.to_owned()));
@@ -204,7 +202,7 @@ impl<E: SocketEmitter> RedisAdapter<E> {
         Sid::from_str(room).is_ok_and(|sid| self.is_local_socket(sid))
     }
 
-    fn local_sockets_details(
+    pub(crate) fn local_sockets_details(
         &self,
         rooms: &[String],
         except: &[String],
@@ -234,366 +232,6 @@ impl<E: SocketEmitter> RedisAdapter<E> {
                 }
             })
             .collect()
-    }
-
-    async fn run_worker(
-        self: Arc<Self>,
-        mut broadcasts: mpsc::Receiver<BroadcastItem>,
-        mut control: mpsc::Receiver<ControlItem>,
-    ) {
-        loop {
-            tokio::select! {
-                biased;
-                item = control.recv() => match item {
-                    Some(item) => self.on_control(item),
-                    None => break,
-                },
-                item = broadcasts.recv() => match item {
-                    Some(item) => self.on_broadcast(item),
-                    None => break,
-                },
-            }
-        }
-        tracing::debug!(nsp = %self.nsp, "namespace worker stopped");
-    }
-
-    fn on_broadcast(&self, item: BroadcastItem) {
-        match item {
-            BroadcastItem::Raw {
-                room,
-                payload,
-                channel,
-            } => {
-                if let Some(room) = &room {
-                    if !self.has_local_room(room) {
-                        self.shared.metrics.dropped(DropReason::NoLocalRoom);
-                        return;
-                    }
-                }
-                let message = match BroadcastMessage::decode(&payload) {
-                    Ok(message) => message,
-                    Err(err) => {
-                        self.shared.garbage.report(
-                            &self.shared.metrics,
-                            GarbageKind::Broadcast,
-                            &channel,
-                            &err,
-                        );
-                        return;
-                    }
-                };
-                if message.uid == self.shared.uid {
-                    self.shared.metrics.dropped(DropReason::OwnEcho);
-                    return;
-                }
-                if message.packet.nsp != self.nsp {
-                    self.shared.metrics.dropped(DropReason::UnknownNamespace);
-                    return;
-                }
-                self.deliver(
-                    &message.packet,
-                    &message.opts.rooms,
-                    &message.opts.except,
-                    message.opts.flags.volatile,
-                    &channel,
-                );
-            }
-            BroadcastItem::Legacy(message) => {
-                let channel = wire::legacy_emitter_channel(&self.shared.config.prefix);
-                self.deliver(
-                    &message.packet,
-                    &message.rooms,
-                    &[],
-                    message.flags.volatile,
-                    &channel,
-                );
-            }
-        }
-    }
-
-    fn deliver(
-        &self,
-        packet: &BroadcastPacket,
-        rooms: &[String],
-        except: &[String],
-        volatile: bool,
-        channel: &str,
-    ) {
-        let value = match self.format.decode_msgpack(&packet.data) {
-            Ok(value) => value,
-            Err(err) => {
-                self.shared.garbage.report(
-                    &self.shared.metrics,
-                    GarbageKind::Payload,
-                    channel,
-                    &err,
-                );
-                return;
-            }
-        };
-        self.ensure_id_rooms(rooms.iter().chain(except));
-        let packet = Packet::event(self.local.path().clone(), value);
-        let opts = local_opts(rooms, except, volatile);
-        // Failed sends are counted; the sender is another node, so there is
-        // no one to return them to.
-        let _ = self.broadcast_locally(packet, opts);
-    }
-
-    /// Hands a broadcast to the local sockets and counts what reached them
-    /// and what did not (socketioxide reports only the failures).
-    fn broadcast_locally(
-        &self,
-        packet: Packet,
-        opts: BroadcastOptions,
-    ) -> Result<(), Vec<SocketError>> {
-        let recipients = self.local.sockets(opts.clone()).len() as u64;
-        let result = self.local.broadcast(packet, opts);
-        let failures = result.as_ref().err().map_or(&[][..], Vec::as_slice);
-        self.shared.metrics.delivered_locally(recipients, failures);
-        result
-    }
-
-    fn on_control(self: &Arc<Self>, item: ControlItem) {
-        match item {
-            ControlItem::Response { payload, channel } => match Response::decode(&payload) {
-                Ok(response) => self.shared.deliver_response(response),
-                Err(err) => {
-                    self.shared.garbage.report(
-                        &self.shared.metrics,
-                        GarbageKind::Response,
-                        &channel,
-                        &err,
-                    );
-                }
-            },
-            ControlItem::Request { payload, channel } => match Request::decode(&payload) {
-                Ok(request) => {
-                    if request.uid() == Some(self.shared.uid.as_str()) {
-                        // Applied locally when sent; see the module docs.
-                        self.shared.metrics.dropped(DropReason::OwnEcho);
-                        return;
-                    }
-                    self.on_request(request, &channel);
-                }
-                Err(err) => {
-                    self.shared.garbage.report(
-                        &self.shared.metrics,
-                        GarbageKind::Request,
-                        &channel,
-                        &err,
-                    );
-                }
-            },
-        }
-    }
-
-    fn on_request(self: &Arc<Self>, request: Request, channel: &str) {
-        match request {
-            Request::Sockets {
-                uid,
-                request_id,
-                rooms,
-            } => {
-                self.ensure_id_rooms(rooms.iter());
-                let sockets = self
-                    .local
-                    .sockets(local_opts(&rooms, &[], false))
-                    .into_iter()
-                    .map(|sid| sid.to_string())
-                    .collect();
-                self.spawn_response(
-                    uid.as_deref(),
-                    Response::Sockets {
-                        request_id,
-                        sockets,
-                    },
-                );
-            }
-            Request::AllRooms { uid, request_id } => {
-                let rooms = self
-                    .local
-                    .rooms(local_opts(&[], &[], false))
-                    .into_iter()
-                    .map(|r| r.into_owned())
-                    .collect();
-                self.spawn_response(uid.as_deref(), Response::AllRooms { request_id, rooms });
-            }
-            Request::RemoteJoin { opts, rooms, .. } => {
-                self.ensure_id_rooms(opts.rooms.iter().chain(&opts.except));
-                let rooms: Vec<Room> = rooms.into_iter().map(Cow::Owned).collect();
-                self.local
-                    .add_sockets(local_opts(&opts.rooms, &opts.except, false), rooms);
-            }
-            Request::RemoteLeave { opts, rooms, .. } => {
-                self.ensure_id_rooms(opts.rooms.iter().chain(&opts.except));
-                let rooms: Vec<Room> = rooms.into_iter().map(Cow::Owned).collect();
-                self.local
-                    .del_sockets(local_opts(&opts.rooms, &opts.except, false), rooms);
-            }
-            Request::RemoteDisconnect { opts, .. } => {
-                self.ensure_id_rooms(opts.rooms.iter().chain(&opts.except));
-                if let Err(errors) =
-                    self.local
-                        .disconnect_socket(local_opts(&opts.rooms, &opts.except, false))
-                {
-                    tracing::debug!(failed = errors.len(), "remote disconnect partly failed");
-                }
-            }
-            Request::LegacyRemoteJoin {
-                uid,
-                request_id,
-                sid,
-                room,
-            } => self.on_legacy_request(uid.as_deref(), request_id, &sid, |sid| {
-                self.local.add_all(sid, room)
-            }),
-            Request::LegacyRemoteLeave {
-                uid,
-                request_id,
-                sid,
-                room,
-            } => self.on_legacy_request(uid.as_deref(), request_id, &sid, |sid| {
-                self.local.del(sid, room)
-            }),
-            Request::LegacyRemoteDisconnect {
-                uid,
-                request_id,
-                sid,
-                ..
-            } => self.on_legacy_request(uid.as_deref(), request_id, &sid, |sid| {
-                let _ = self.local.disconnect_socket(BroadcastOptions::new(sid));
-            }),
-            Request::RemoteFetch {
-                uid,
-                request_id,
-                opts,
-            } => {
-                let sockets = self.local_sockets_details(&opts.rooms, &opts.except);
-                self.spawn_response(
-                    uid.as_deref(),
-                    Response::FetchedSockets {
-                        request_id,
-                        sockets,
-                    },
-                );
-            }
-            Request::ServerSideEmit {
-                uid,
-                request_id,
-                data,
-            } => {
-                let Some(handler) = self.shared.emit_handler(&self.nsp) else {
-                    tracing::debug!(nsp = %self.nsp, "server-side emit without a registered handler");
-                    return;
-                };
-                let ack = request_id.map(|request_id| {
-                    self.shared
-                        .server_side_ack(self.response_channel(uid.as_deref()), request_id)
-                });
-                handler(ServerSideEmit {
-                    nsp: self.nsp.clone(),
-                    from: uid,
-                    data,
-                    ack,
-                });
-            }
-            Request::Broadcast {
-                uid,
-                request_id,
-                packet,
-                opts,
-            } => {
-                self.answer_broadcast_with_ack(uid, request_id, packet, opts, channel);
-            }
-        }
-    }
-
-    /// A legacy single-socket request (types 2-4): applied and acknowledged
-    /// only by the node that holds the socket.
-    fn on_legacy_request(
-        &self,
-        uid: Option<&str>,
-        request_id: String,
-        sid: &str,
-        apply: impl FnOnce(Sid),
-    ) {
-        if let Some(sid) = self.legacy_target(sid) {
-            apply(sid);
-            self.spawn_response(uid, Response::RemoteAck { request_id });
-        }
-    }
-
-    fn legacy_target(&self, sid: &str) -> Option<Sid> {
-        Sid::from_str(sid)
-            .ok()
-            .filter(|sid| self.is_local_socket(*sid))
-    }
-
-    /// Type 7 from another node: deliver, announce the client count, then
-    /// forward each client's ack, in that order on one connection.
-    fn answer_broadcast_with_ack(
-        self: &Arc<Self>,
-        uid: Option<String>,
-        request_id: String,
-        packet: BroadcastPacket,
-        opts: wire::RequestOpts,
-        channel: &str,
-    ) {
-        let value = match self.format.decode_msgpack(&packet.data) {
-            Ok(value) => value,
-            Err(err) => {
-                self.shared.garbage.report(
-                    &self.shared.metrics,
-                    GarbageKind::Payload,
-                    channel,
-                    &err,
-                );
-                return;
-            }
-        };
-        self.ensure_id_rooms(opts.rooms.iter().chain(&opts.except));
-        let timeout = opts.flags.timeout.map(Duration::from_millis);
-        let packet = Packet::event(self.local.path().clone(), value);
-        let (acks, client_count) = self.local.broadcast_with_ack(
-            packet,
-            local_opts(&opts.rooms, &opts.except, opts.flags.volatile),
-            timeout,
-        );
-        let response_channel = self.response_channel(uid.as_deref());
-        let shared = self.shared.clone();
-        let format = self.format;
-        tokio::spawn(async move {
-            use futures_util::StreamExt;
-            let count = Response::BroadcastClientCount {
-                request_id: request_id.clone(),
-                client_count: u64::from(client_count),
-            };
-            if shared
-                .publish(&response_channel, count.encode(), MessageKind::Response)
-                .await
-                .is_err()
-            {
-                return;
-            }
-            let mut acks = Box::pin(acks);
-            while let Some((_, ack)) = acks.next().await {
-                let Ok(value) = ack else { continue };
-                let packet = match format.encode_msgpack(&value) {
-                    Ok(args) => first_ack_arg(args),
-                    Err(err) => {
-                        tracing::debug!(%err, "unconvertible local ack dropped");
-                        continue;
-                    }
-                };
-                let response = Response::BroadcastAck {
-                    request_id: request_id.clone(),
-                    packet,
-                };
-                let _ = shared
-                    .publish(&response_channel, response.encode(), MessageKind::Response)
-                    .await;
-            }
-        });
     }
 }
 

@@ -18,7 +18,7 @@ use std::sync::Mutex;
 
 use tokio::sync::oneshot;
 
-use crate::connection::{Inbound, InboundSink};
+use crate::inbound::{Inbound, InboundSink};
 
 /// Where the marker channels of a cluster using `channel_prefix` begin:
 /// under the cluster's prefix, so an ACL granting `&<prefix>*` covers them,

@@ -29,25 +29,34 @@
 
 mod ack;
 mod adapter;
+mod candidates;
 mod config;
 mod connection;
+mod dispatch;
 mod error;
 mod garbage;
+mod handle;
 mod handoff;
+mod inbound;
 mod metrics;
 mod payload;
+mod pending;
+mod requests;
+mod startup;
 mod state;
+mod subscriber;
+mod worker;
 
 pub use ack::ClusterAckStream;
 pub use adapter::{InitRes, RedisAdapter};
 pub use config::{AdapterConfig, SubscriberSelection};
 pub use error::{Error, InitError};
+pub use handle::{
+    ClusterHandle, Gathered, Readiness, ServerSideAck, ServerSideEmit, ServerSideEmitHandler,
+    SocketDetails, SocketDetailsProvider,
+};
 pub use metrics::{
     AdapterMetrics, DropReason, GarbageKind, MessageKind, MetricsSnapshot, RequestKind,
     RequestOutcome, SendFailure,
-};
-pub use state::{
-    ClusterHandle, Gathered, Readiness, ServerSideAck, ServerSideEmit, ServerSideEmitHandler,
-    SocketDetails, SocketDetailsProvider,
 };
 pub use wire::FetchedSocket;

@@ -111,76 +111,8 @@ pub async fn run(
     let socket_listener = bind(config.listen).await?;
     let admin_listener = bind(config.admin_listen).await?;
     let cors = cors_layer(&config.cors_origins)?;
-
-    let (app, cluster) = match config.redis.adapter_config() {
-        None => {
-            info!("no redis.url: single-node mode with the in-memory adapter");
-            let (layer, io) = SocketIo::builder()
-                .ws_read_buffer_size(config.ws_read_buffer_bytes)
-                .max_buffer_size(config.client_buffer_packets)
-                .with_state(metrics.clone())
-                .build_layer();
-            for ns in &config.namespaces {
-                io.ns(
-                    ns.clone(),
-                    handlers::on_connect::<LocalAdapter>.with(handlers::register::<LocalAdapter>),
-                );
-            }
-            (socket_app(layer, cors), Cluster::Single(io))
-        }
-        Some(adapter_config) => {
-            let cluster = ClusterHandle::connect(adapter_config)
-                .await
-                .map_err(GatewayError::Redis)?;
-            info!(uid = cluster.uid(), "connected to redis");
-            let (layer, io) = SocketIo::builder()
-                .ws_read_buffer_size(config.ws_read_buffer_bytes)
-                .max_buffer_size(config.client_buffer_packets)
-                .with_state(metrics.clone())
-                .with_adapter::<RedisAdapter<_>>(cluster.clone())
-                .build_layer();
-            for ns in &config.namespaces {
-                handlers::on_server_side_emit(&cluster, ns, metrics.clone());
-                io.ns(
-                    ns.clone(),
-                    handlers::on_connect::<RedisAdapter<_>>
-                        .with(handlers::register::<RedisAdapter<_>>),
-                )
-                .await
-                .map_err(|source| GatewayError::Namespace {
-                    ns: ns.clone(),
-                    source,
-                })?;
-            }
-            (socket_app(layer, cors), Cluster::Redis { io, cluster })
-        }
-    };
-
-    let cluster_handle = match &cluster {
-        Cluster::Redis { cluster, .. } => Some(cluster.clone()),
-        Cluster::Single(_) => None,
-    };
-    let exporter = match &cluster_handle {
-        Some(handle) => Some(Arc::new(AdapterExporter::register(
-            metrics.registry(),
-            handle.clone(),
-            metrics.packets_sent.clone(),
-        )?)),
-        None => None,
-    };
-    let lag_sampler = match &cluster_handle {
-        Some(handle) => Some(spawn_replication_lag_sampler(
-            metrics.registry(),
-            handle.clone(),
-        )?),
-        None => None,
-    };
-    let admin_state = AdminState {
-        metrics: metrics.clone(),
-        draining: Arc::new(AtomicBool::new(false)),
-        cluster: cluster_handle,
-        exporter,
-    };
+    let (app, cluster) = socket_io(&config, &metrics, cors).await?;
+    let (admin_state, lag_sampler) = admin_state(&metrics, &cluster)?;
 
     info!(
         socketio = %local_addr(&socket_listener),
@@ -232,6 +164,84 @@ pub async fn run(
     }
     info!("drained, bye");
     Ok(())
+}
+
+/// socketioxide with the default handlers on every configured namespace:
+/// the in-memory adapter without Redis, the Redis adapter with it.
+async fn socket_io(
+    config: &GatewayConfig,
+    metrics: &GatewayMetrics,
+    cors: Option<CorsLayer>,
+) -> Result<(Router, Cluster), GatewayError> {
+    // One builder for both modes, so their settings cannot differ.
+    let builder = SocketIo::builder()
+        .ws_read_buffer_size(config.ws_read_buffer_bytes)
+        .max_buffer_size(config.client_buffer_packets)
+        .with_state(metrics.clone());
+    let Some(adapter_config) = config.redis.adapter_config() else {
+        info!("no redis.url: single-node mode with the in-memory adapter");
+        let (layer, io) = builder.build_layer();
+        for ns in &config.namespaces {
+            io.ns(
+                ns.clone(),
+                handlers::on_connect::<LocalAdapter>.with(handlers::register::<LocalAdapter>),
+            );
+        }
+        return Ok((socket_app(layer, cors), Cluster::Single(io)));
+    };
+    let cluster = ClusterHandle::connect(adapter_config)
+        .await
+        .map_err(GatewayError::Redis)?;
+    info!(uid = cluster.uid(), "connected to redis");
+    let (layer, io) = builder
+        .with_adapter::<RedisAdapter<_>>(cluster.clone())
+        .build_layer();
+    for ns in &config.namespaces {
+        handlers::on_server_side_emit(&cluster, ns, metrics.clone());
+        io.ns(
+            ns.clone(),
+            handlers::on_connect::<RedisAdapter<_>>.with(handlers::register::<RedisAdapter<_>>),
+        )
+        .await
+        .map_err(|source| GatewayError::Namespace {
+            ns: ns.clone(),
+            source,
+        })?;
+    }
+    Ok((socket_app(layer, cors), Cluster::Redis { io, cluster }))
+}
+
+/// What the admin endpoints read, and (with Redis) the replication lag
+/// sampler to stop when draining.
+fn admin_state(
+    metrics: &GatewayMetrics,
+    cluster: &Cluster,
+) -> Result<(AdminState, Option<tokio::task::JoinHandle<()>>), GatewayError> {
+    let cluster_handle = match cluster {
+        Cluster::Redis { cluster, .. } => Some(cluster.clone()),
+        Cluster::Single(_) => None,
+    };
+    let (exporter, lag_sampler) = match &cluster_handle {
+        Some(handle) => (
+            Some(Arc::new(AdapterExporter::register(
+                metrics.registry(),
+                handle.clone(),
+                metrics.packets_sent.clone(),
+            )?)),
+            Some(spawn_replication_lag_sampler(
+                metrics.registry(),
+                handle.clone(),
+            )?),
+        ),
+        None => (None, None),
+    };
+    let state = AdminState {
+        metrics: metrics.clone(),
+        draining: Arc::new(AtomicBool::new(false)),
+        cluster: cluster_handle,
+        exporter,
+    };
+    Ok((state, lag_sampler))
 }
 
 /// Closes every open connection, spread evenly over `period`.

@@ -49,7 +49,6 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use smallvec::SmallVec;
 
 use crate::jsfmt;
-use crate::socketio::write_placeholder;
 use crate::ProtocolError;
 
 /// Deepest JSON nesting produced or accepted, counting arrays, objects and
@@ -117,6 +116,14 @@ fn is_within(source: &Bytes, slice: &[u8]) -> bool {
 /// each placeholder replaced by `Value::Binary` of its attachment.
 pub fn socketio_to_msgpack(json: &str, attachments: &[Bytes]) -> Result<Value, ProtocolError> {
     parse_json(json, attachments, true)
+}
+
+/// Appends the placeholder object that stands for attachment `num`.
+pub fn write_placeholder(out: &mut String, num: usize) {
+    use std::fmt::Write as _;
+    out.push_str("{\"_placeholder\":true,\"num\":");
+    let _ = write!(out, "{num}");
+    out.push('}');
 }
 
 /// Checks that every placeholder in `json` names one of `available`
@@ -602,38 +609,4 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
             }
         }
     }
-}
-
-// ---------------------------------------------------------------------------
-// whole packets
-
-/// Builds the EVENT (or BINARY_EVENT, when `data` holds binaries) that a
-/// gateway sends to its sockets for a broadcast received from Redis; `data`
-/// is the msgpack `[event, ...args]` array.
-pub fn event_packet_from_msgpack(
-    nsp: &str,
-    data: &Value,
-) -> Result<(crate::socketio::Packet, Vec<Bytes>), ProtocolError> {
-    let (json, attachments) = msgpack_to_socketio(data)?;
-    let packet = if attachments.is_empty() {
-        crate::socketio::Packet::event(nsp, json)
-    } else {
-        crate::socketio::Packet::binary_event(nsp, json, attachments.len())
-    };
-    Ok((packet, attachments))
-}
-
-/// Builds the ACK (or BINARY_ACK) for ack `id` from msgpack ack arguments.
-pub fn ack_packet_from_msgpack(
-    nsp: &str,
-    id: u64,
-    data: &Value,
-) -> Result<(crate::socketio::Packet, Vec<Bytes>), ProtocolError> {
-    let (json, attachments) = msgpack_to_socketio(data)?;
-    let packet = if attachments.is_empty() {
-        crate::socketio::Packet::ack(nsp, id, json)
-    } else {
-        crate::socketio::Packet::binary_ack(nsp, id, json, attachments.len())
-    };
-    Ok((packet, attachments))
 }

@@ -16,8 +16,6 @@
 //! them into EVENT / ACK once reassembled; callers can use
 //! [`PacketType::is_event`] / [`PacketType::is_ack`].)
 
-use std::fmt::Write as _;
-
 use bytes::Bytes;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
@@ -326,12 +324,7 @@ pub fn write_json_string(out: &mut String, value: &str) {
     crate::jsfmt::write_json_string(out, value);
 }
 
-/// Appends the placeholder object that stands for attachment `num`.
-pub fn write_placeholder(out: &mut String, num: usize) {
-    out.push_str("{\"_placeholder\":true,\"num\":");
-    let _ = write!(out, "{num}");
-    out.push('}');
-}
+pub use crate::convert::write_placeholder;
 
 /// The placeholder object that stands for attachment `num`:
 /// `{"_placeholder":true,"num":N}`.
@@ -643,4 +636,38 @@ impl<'de> Deserialize<'de> for FirstElement {
         }
         deserializer.deserialize_any(FirstVisitor)
     }
+}
+
+// ---------------------------------------------------------------------------
+// whole packets
+
+/// Builds the EVENT (or BINARY_EVENT, when `data` holds binaries) that a
+/// gateway sends to its sockets for a broadcast received from Redis; `data`
+/// is the msgpack `[event, ...args]` array.
+pub fn event_packet_from_msgpack(
+    nsp: &str,
+    data: &rmpv::Value,
+) -> Result<(Packet, Vec<Bytes>), ProtocolError> {
+    let (json, attachments) = crate::convert::msgpack_to_socketio(data)?;
+    let packet = if attachments.is_empty() {
+        Packet::event(nsp, json)
+    } else {
+        Packet::binary_event(nsp, json, attachments.len())
+    };
+    Ok((packet, attachments))
+}
+
+/// Builds the ACK (or BINARY_ACK) for ack `id` from msgpack ack arguments.
+pub fn ack_packet_from_msgpack(
+    nsp: &str,
+    id: u64,
+    data: &rmpv::Value,
+) -> Result<(Packet, Vec<Bytes>), ProtocolError> {
+    let (json, attachments) = crate::convert::msgpack_to_socketio(data)?;
+    let packet = if attachments.is_empty() {
+        Packet::ack(nsp, id, json)
+    } else {
+        Packet::binary_ack(nsp, id, json, attachments.len())
+    };
+    Ok((packet, attachments))
 }

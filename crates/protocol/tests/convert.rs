@@ -2,10 +2,8 @@
 //! odd msgpack values, limits and errors.
 
 use bytes::Bytes;
-use protocol::convert::{
-    event_packet_from_msgpack, msgpack_to_socketio, socketio_to_msgpack, MAX_DEPTH,
-};
-use protocol::socketio::PacketType;
+use protocol::convert::{msgpack_to_socketio, socketio_to_msgpack, MAX_DEPTH};
+use protocol::socketio::{event_packet_from_msgpack, PacketType};
 use protocol::ProtocolError;
 use rmpv::Value;
 
