@@ -7,16 +7,18 @@
 //! - [`client`]: a lean Socket.IO v5 / Engine.IO 4 WebSocket client (also
 //!   used by `siocat`);
 //! - [`scenario`]: the `fanout`, `rooms` and `idle` load scenarios and their
-//!   measurements;
+//!   measurements, reported as an [`outcome`];
 //! - [`payload`] and [`stats`]: timestamped payloads, counters and HDR
 //!   latency histograms;
 //! - [`procfs`]: server CPU time and memory from `/proc`;
 //! - [`floor`]: the minimal relay server used as the machine's limit;
-//! - [`report`]: merging run results into the JSON, markdown table and SVG
-//!   chart of `make bench`.
+//! - [`report`]: merging run results into the JSON and markdown table of
+//!   `make bench`, and [`chart`] its SVG chart.
 
+pub mod chart;
 pub mod client;
 pub mod floor;
+pub mod outcome;
 pub mod payload;
 pub mod procfs;
 pub mod report;

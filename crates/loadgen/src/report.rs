@@ -13,13 +13,14 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use crate::chart::chart;
 use crate::scenario::{RunReport, Scenario, Source, StepReport};
 
 /// The latency a step may have and still count towards capacity.
 pub const CAPACITY_P99_MS: f64 = 50.0;
 
 /// Stacks in display order, with their chart colours.
-const STACKS: &[(&str, &str)] = &[
+pub(crate) const STACKS: &[(&str, &str)] = &[
     ("rust", "#d9480f"),
     ("node", "#2b8a3e"),
     ("socketioxide-redis", "#1c7ed6"),
@@ -28,7 +29,7 @@ const STACKS: &[(&str, &str)] = &[
 
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
-    /// Directory receiving <name>.json, <name>.md and <name>.svg.
+    /// Directory receiving `<name>.json`, `<name>.md` and `<name>.svg`.
     #[arg(long)]
     pub out_dir: PathBuf,
     /// Base name of the outputs, usually the date.
@@ -82,14 +83,14 @@ pub struct Summary {
 
 /// One point of a sweep: a run's step with what identifies it.
 #[derive(Debug, Clone)]
-struct Point<'a> {
-    run: &'a RunReport,
-    step: &'a StepReport,
+pub(crate) struct Point<'a> {
+    pub(crate) run: &'a RunReport,
+    pub(crate) step: &'a StepReport,
 }
 
 impl Point<'_> {
     /// Orders steps by clients, then rate, "as fast as possible" (rate 0) last.
-    fn key(&self) -> (usize, u64, usize) {
+    pub(crate) fn key(&self) -> (usize, u64, usize) {
         let rate = match rate_key(self.step.rate_target) {
             0 => u64::MAX,
             rate => rate,
@@ -97,7 +98,7 @@ impl Point<'_> {
         (self.run.clients, rate, self.run.payload_bytes)
     }
 
-    fn step_name(&self) -> String {
+    pub(crate) fn step_name(&self) -> String {
         step_name(
             self.run.clients,
             self.step.rate_target,
@@ -106,15 +107,15 @@ impl Point<'_> {
     }
 
     /// Deliveries the load asks for per second.
-    fn offered(&self) -> f64 {
+    pub(crate) fn offered(&self) -> f64 {
         self.step.expected as f64 / self.step.window_secs.max(1e-9)
     }
 
-    fn loss_free(&self) -> bool {
+    pub(crate) fn loss_free(&self) -> bool {
         self.step.lost == 0 && self.step.received > 0
     }
 
-    fn within_capacity(&self) -> bool {
+    pub(crate) fn within_capacity(&self) -> bool {
         self.loss_free() && self.step.latency.p99_ms <= CAPACITY_P99_MS
     }
 }
@@ -123,7 +124,7 @@ fn rate_key(rate: f64) -> u64 {
     (rate * 1000.0).round() as u64
 }
 
-fn step_name(clients: usize, rate: f64, payload: usize) -> String {
+pub(crate) fn step_name(clients: usize, rate: f64, payload: usize) -> String {
     let rate = if rate == 0.0 {
         "max".to_owned()
     } else {
@@ -136,7 +137,7 @@ fn step_name(clients: usize, rate: f64, payload: usize) -> String {
     )
 }
 
-fn human(n: f64) -> String {
+pub(crate) fn human(n: f64) -> String {
     if n >= 1e6 {
         format!("{:.1}M", n / 1e6)
     } else if n >= 1e3 {
@@ -186,7 +187,7 @@ pub fn build(name: &str, machine: &str, notes: &str, runs: Vec<RunReport>) -> Be
     }
 }
 
-fn points<'a>(
+pub(crate) fn points<'a>(
     runs: &'a [RunReport],
     scenario: Scenario,
     source: Source,
@@ -281,7 +282,7 @@ fn summarize(runs: &[RunReport]) -> Summary {
     summary
 }
 
-fn opt(value: Option<f64>, digits: usize) -> String {
+pub(crate) fn opt(value: Option<f64>, digits: usize) -> String {
     value.map_or_else(|| "–".to_owned(), |v| format!("{v:.digits$}"))
 }
 
@@ -295,7 +296,14 @@ pub fn markdown(report: &BenchReport) -> String {
     if !report.notes.is_empty() {
         let _ = writeln!(md, "{}\n", report.notes);
     }
-    let s = &report.summary;
+    write_targets(&mut md, &report.summary);
+    write_scenarios(&mut md, report);
+    write_idle(&mut md, report);
+    md
+}
+
+/// The targets table: each goal and what was measured against it.
+fn write_targets(md: &mut String, s: &Summary) {
     let _ = writeln!(md, "### Targets\n");
     let _ = writeln!(md, "| target | goal | measured |\n|---|---|---|");
     let _ = writeln!(
@@ -356,7 +364,10 @@ pub fn markdown(report: &BenchReport) -> String {
             idle.join("; ")
         }
     );
+}
 
+/// One table per scenario and source: every stack at every step.
+fn write_scenarios(md: &mut String, report: &BenchReport) {
     let mut groups: BTreeSet<(Scenario, Source)> = BTreeSet::new();
     for run in &report.runs {
         if run.scenario != Scenario::Idle {
@@ -413,7 +424,10 @@ pub fn markdown(report: &BenchReport) -> String {
         }
         md.push('\n');
     }
+}
 
+/// Connections held idle: how many, how fast, and the memory each costs.
+fn write_idle(md: &mut String, report: &BenchReport) {
     let idle: Vec<&RunReport> = report
         .runs
         .iter()
@@ -439,167 +453,9 @@ pub fn markdown(report: &BenchReport) -> String {
         }
         md.push('\n');
     }
-    md
 }
 
-/// Reads the plotted value of a point.
-type Metric = fn(&Point) -> f64;
-
-/// Throughput and p99 of the client fanout sweep, one line per stack.
-pub fn chart(report: &BenchReport) -> String {
-    let series: Vec<(&str, &str, Vec<Point>)> = STACKS
-        .iter()
-        .map(|(label, colour)| {
-            (
-                *label,
-                *colour,
-                points(&report.runs, Scenario::Fanout, Source::Clients, label),
-            )
-        })
-        .filter(|(_, _, points)| !points.is_empty())
-        .collect();
-    let mut keys: Vec<(usize, u64, usize)> = series
-        .iter()
-        .flat_map(|(_, _, points)| points.iter().map(Point::key))
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
-
-    let (panel_w, panel_h, margin_l, margin_t, margin_b) = (400.0, 300.0, 70.0, 50.0, 120.0);
-    // Room on the right for the last panel's rotated step names.
-    let width = 3.0 * (panel_w + margin_l + 20.0) + 140.0;
-    let height = panel_h + margin_t + margin_b + 40.0;
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">"#
-    );
-    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="20" font-size="14" text-anchor="middle">fanout from clients — {} (filled: no loss; hollow: messages lost)</text>"#,
-        width / 2.0,
-        xml(&report.name)
-    );
-    if keys.is_empty() {
-        svg.push_str("</svg>\n");
-        return svg;
-    }
-    let panels: [(&str, Metric); 3] = [
-        ("deliveries per second", |p| p.step.deliveries_per_sec),
-        ("p99 latency (ms)", |p| p.step.latency.p99_ms),
-        ("deliveries per server CPU-second", |p| {
-            p.step.deliveries_per_cpu_sec.unwrap_or(0.0)
-        }),
-    ];
-    for (panel, (title, value)) in panels.iter().enumerate() {
-        let x0 = margin_l + panel as f64 * (panel_w + margin_l + 20.0);
-        let y0 = margin_t;
-        let values: Vec<f64> = series
-            .iter()
-            .flat_map(|(_, _, points)| points.iter().map(value))
-            .filter(|v| *v > 0.0)
-            .collect();
-        let lo = values
-            .iter()
-            .copied()
-            .fold(f64::INFINITY, f64::min)
-            .max(1e-3);
-        let hi = values.iter().copied().fold(0.0, f64::max).max(lo * 10.0);
-        let (log_lo, log_hi) = (lo.log10().floor(), hi.log10().ceil());
-        let y_of = |v: f64| {
-            let v = v.max(10f64.powf(log_lo)).log10();
-            y0 + panel_h - (v - log_lo) / (log_hi - log_lo).max(1.0) * panel_h
-        };
-        let step_w = panel_w / keys.len() as f64;
-        let x_of = |key: &(usize, u64, usize)| {
-            let index = keys.iter().position(|k| k == key).unwrap_or(0);
-            x0 + step_w * (index as f64 + 0.5)
-        };
-        let _ = writeln!(
-            svg,
-            r#"<text x="{}" y="{}" font-size="13" text-anchor="middle">{title} (log scale)</text>"#,
-            x0 + panel_w / 2.0,
-            y0 - 10.0
-        );
-        let _ = writeln!(
-            svg,
-            r##"<rect x="{x0}" y="{y0}" width="{panel_w}" height="{panel_h}" fill="none" stroke="#868e96"/>"##
-        );
-        let mut decade = log_lo;
-        while decade <= log_hi {
-            let y = y_of(10f64.powf(decade));
-            let _ = writeln!(
-                svg,
-                r##"<line x1="{x0}" x2="{}" y1="{y}" y2="{y}" stroke="#e9ecef"/><text x="{}" y="{}" text-anchor="end">{}</text>"##,
-                x0 + panel_w,
-                x0 - 5.0,
-                y + 4.0,
-                human(10f64.powf(decade))
-                    .replace("0.0", "0")
-                    .replace("1e-3", "0.001")
-            );
-            decade += 1.0;
-        }
-        for key in &keys {
-            let x = x_of(key);
-            let rate = if key.1 == u64::MAX {
-                0.0
-            } else {
-                key.1 as f64 / 1000.0
-            };
-            let name = step_name(key.0, rate, key.2);
-            let _ = writeln!(
-                svg,
-                r#"<text transform="translate({x},{}) rotate(40)" font-size="10">{}</text>"#,
-                y0 + panel_h + 12.0,
-                xml(&name)
-            );
-        }
-        for (_, colour, points) in &series {
-            // Lines join steps of the same client count only.
-            let mut path = String::new();
-            let mut last_clients = None;
-            for p in points {
-                let (x, y) = (x_of(&p.key()), y_of(value(p)));
-                let command = if last_clients == Some(p.run.clients) {
-                    'L'
-                } else {
-                    'M'
-                };
-                let _ = write!(path, "{command}{x:.1},{y:.1} ");
-                last_clients = Some(p.run.clients);
-            }
-            let _ = writeln!(
-                svg,
-                r#"<path d="{path}" fill="none" stroke="{colour}" stroke-width="2"/>"#
-            );
-            for p in points {
-                let (x, y) = (x_of(&p.key()), y_of(value(p)));
-                let fill = if p.loss_free() { *colour } else { "white" };
-                let _ = writeln!(
-                    svg,
-                    r#"<circle cx="{x:.1}" cy="{y:.1}" r="4" fill="{fill}" stroke="{colour}" stroke-width="2"/>"#
-                );
-            }
-        }
-    }
-    for (index, (label, colour, _)) in series.iter().enumerate() {
-        let x = margin_l + index as f64 * 170.0;
-        let y = height - 15.0;
-        let _ = writeln!(
-            svg,
-            r#"<rect x="{x}" y="{}" width="14" height="4" fill="{colour}"/><text x="{}" y="{y}">{}</text>"#,
-            y - 4.0,
-            x + 20.0,
-            xml(label)
-        );
-    }
-    svg.push_str("</svg>\n");
-    svg
-}
-
-fn xml(text: &str) -> String {
+pub(crate) fn xml(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

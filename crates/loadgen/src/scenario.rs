@@ -24,9 +24,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, info, warn};
 
 use crate::client::{lean_ws_config, nsp_prefix, Connection, Target};
+pub use crate::outcome::{table, RunReport, StepReport};
 use crate::payload::{self, Stamp};
 use crate::procfs;
-use crate::stats::{LatencySummary, Stats};
+use crate::stats::Stats;
 
 /// What the clients do once connected.
 #[derive(
@@ -85,68 +86,6 @@ pub struct RunConfig {
     pub drain_timeout: Duration,
     /// Skip the remaining (higher) rates once a phase is overloaded.
     pub stop_when_overloaded: bool,
-}
-
-/// The outcome of a run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunReport {
-    pub label: String,
-    pub scenario: Scenario,
-    pub source: Source,
-    pub clients: usize,
-    pub connected: u64,
-    pub connect_errors: u64,
-    pub connect_secs: f64,
-    pub connects_per_sec: f64,
-    pub publishers: usize,
-    pub payload_bytes: usize,
-    pub rooms: usize,
-    pub rooms_per_client: usize,
-    pub join_errors: u64,
-    /// Gateway RSS (KiB, per pid) before connecting and once connected.
-    pub gateway_rss_before_kib: Vec<u64>,
-    pub gateway_rss_connected_kib: Vec<u64>,
-    /// Gateway RSS growth per connection, bytes.
-    pub rss_per_connection_bytes: Option<f64>,
-    pub steps: Vec<StepReport>,
-    /// Connections lost during the run (should be 0).
-    pub disconnects: u64,
-}
-
-/// One measured phase.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StepReport {
-    pub rate_target: f64,
-    pub window_secs: f64,
-    pub published: u64,
-    pub publish_errors: u64,
-    pub publish_rate: f64,
-    pub expected: u64,
-    pub received: u64,
-    pub lost: u64,
-    pub stale: u64,
-    pub deliveries_per_sec: f64,
-    pub latency: LatencySummary,
-    pub gateway_cpu_secs: Option<f64>,
-    pub deliveries_per_cpu_sec: Option<f64>,
-    pub redis_cpu_secs: Option<f64>,
-    pub loadgen_cpu_secs: Option<f64>,
-    /// Per-client received bandwidth, bytes/s of payload.
-    pub per_client_bytes_per_sec: f64,
-}
-
-/// More than this share of lost messages marks a phase as overloaded.
-const OVERLOAD_LOSS: f64 = 0.01;
-/// A p99 above this (ms) marks a phase as overloaded.
-const OVERLOAD_P99_MS: f64 = 1000.0;
-
-impl StepReport {
-    /// Whether the servers clearly could not keep up: higher rates would
-    /// only pile up buffers.
-    pub fn is_overloaded(&self) -> bool {
-        self.lost as f64 > self.expected as f64 * OVERLOAD_LOSS
-            || self.latency.p99_ms > OVERLOAD_P99_MS
-    }
 }
 
 /// What a connection task is told to do.
@@ -226,8 +165,74 @@ pub async fn run(config: RunConfig) -> anyhow::Result<RunReport> {
     let stats = &shared.stats;
     let rss_before = sample_rss(&config.gateway_pids);
 
-    // Connect.
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let crowd = connect_crowd(&config, &shared, &targets, shutdown_rx).await?;
+    join_rooms(&shared, &crowd.senders, crowd.connected).await;
+    let rss_connected = sample_rss(&config.gateway_pids);
+    let steps = if config.scenario == Scenario::Idle {
+        // Hold the connections through at least one ping round.
+        tokio::time::sleep(config.duration).await;
+        Vec::new()
+    } else {
+        measure_rates(&config, &shared, &crowd.senders).await?
+    };
+    let rss_per_connection_bytes =
+        rss_growth_per_connection(&rss_before, &rss_connected, crowd.connected);
+
+    let report = RunReport {
+        label: config.label.clone(),
+        scenario: config.scenario,
+        source: config.source,
+        clients: config.clients,
+        connected: crowd.connected,
+        connect_errors: stats.connect_errors.load(Relaxed),
+        connect_secs: crowd.connect_secs,
+        connects_per_sec: crowd.connected as f64 / crowd.connect_secs.max(1e-9),
+        publishers: config.publishers,
+        payload_bytes: config.payload_bytes,
+        rooms: shared.rooms.as_ref().map_or(0, |r| r.count),
+        rooms_per_client: shared.rooms.as_ref().map_or(0, |r| r.per_client),
+        join_errors: stats.join_errors.load(Relaxed),
+        gateway_rss_before_kib: rss_before,
+        gateway_rss_connected_kib: rss_connected,
+        rss_per_connection_bytes,
+        steps,
+        disconnects: stats.disconnects.load(Relaxed),
+    };
+
+    // Close every connection and wait (bounded) for the tasks to finish.
+    let _ = shutdown_tx.send(true);
+    let Crowd {
+        senders, mut tasks, ..
+    } = crowd;
+    drop(senders);
+    let closing = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(10), closing)
+        .await
+        .is_err()
+    {
+        tasks.abort_all();
+    }
+    Ok(report)
+}
+
+/// The open connections: one command channel and one task each.
+struct Crowd {
+    senders: Vec<mpsc::Sender<Command>>,
+    tasks: JoinSet<()>,
+    connected: u64,
+    connect_secs: f64,
+}
+
+/// Opens `config.clients` connections, ramped at the connect rate with a
+/// bounded number in flight, spread over the targets and source addresses.
+async fn connect_crowd(
+    config: &RunConfig,
+    shared: &Arc<Shared>,
+    targets: &[Target],
+    shutdown_rx: watch::Receiver<bool>,
+) -> anyhow::Result<Crowd> {
+    let stats = &shared.stats;
     let mut senders = Vec::with_capacity(config.clients);
     let mut tasks = JoinSet::new();
     let connect_started = Instant::now();
@@ -278,97 +283,75 @@ pub async fn run(config: RunConfig) -> anyhow::Result<RunReport> {
         secs = format!("{connect_secs:.1}"),
         "connections open"
     );
-
-    // Join rooms.
-    if let Some(rooms) = &shared.rooms {
-        for (index, sender) in senders.iter().enumerate() {
-            for room in rooms.of_client(index) {
-                // A closed channel is a connection that failed: not joined.
-                let _ = sender.send(Command::Join { room }).await;
-            }
-        }
-        let wanted = connected * rooms.per_client as u64;
-        let all_joined = wait_until(Duration::from_secs(60), || {
-            stats.joined.load(Relaxed) + stats.join_errors.load(Relaxed) >= wanted
-        })
-        .await;
-        if !all_joined {
-            warn!(
-                joined = stats.joined.load(Relaxed),
-                wanted, "not every join was acknowledged"
-            );
-        }
-    }
-
-    let rss_connected = sample_rss(&config.gateway_pids);
-    let mut steps = Vec::new();
-    if config.scenario == Scenario::Idle {
-        // Hold the connections through at least one ping round.
-        tokio::time::sleep(config.duration).await;
-    } else {
-        let emitter = match config.source {
-            Source::Emitter => {
-                let url = config
-                    .redis_url
-                    .as_deref()
-                    .context("--redis is required with --source emitter")?;
-                Some(
-                    emitter::Emitter::connect(&emitter::RedisConfig::new(url))
-                        .await
-                        .context("connecting the emitter to Redis")?
-                        .of(&config.nsp),
-                )
-            }
-            Source::Clients => None,
-        };
-        for (index, rate) in config.rates.iter().copied().enumerate() {
-            let phase = index as u64 + 1;
-            let step =
-                measure_phase(&config, &shared, &senders, emitter.as_ref(), phase, rate).await;
-            print_step(&config, &step);
-            let overloaded = step.is_overloaded();
-            steps.push(step);
-            if overloaded && config.stop_when_overloaded {
-                info!(rate, "overloaded: skipping the higher rates");
-                break;
-            }
-        }
-    }
-    let rss_per_connection_bytes =
-        rss_growth_per_connection(&rss_before, &rss_connected, connected);
-
-    let report = RunReport {
-        label: config.label.clone(),
-        scenario: config.scenario,
-        source: config.source,
-        clients: config.clients,
+    Ok(Crowd {
+        senders,
+        tasks,
         connected,
-        connect_errors: stats.connect_errors.load(Relaxed),
         connect_secs,
-        connects_per_sec: connected as f64 / connect_secs.max(1e-9),
-        publishers: config.publishers,
-        payload_bytes: config.payload_bytes,
-        rooms: shared.rooms.as_ref().map_or(0, |r| r.count),
-        rooms_per_client: shared.rooms.as_ref().map_or(0, |r| r.per_client),
-        join_errors: stats.join_errors.load(Relaxed),
-        gateway_rss_before_kib: rss_before,
-        gateway_rss_connected_kib: rss_connected,
-        rss_per_connection_bytes,
-        steps,
-        disconnects: stats.disconnects.load(Relaxed),
-    };
+    })
+}
 
-    // Close every connection and wait (bounded) for the tasks to finish.
-    let _ = shutdown_tx.send(true);
-    drop(senders);
-    let closing = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(10), closing)
-        .await
-        .is_err()
-    {
-        tasks.abort_all();
+/// In the rooms scenario, joins every connection to its rooms and waits
+/// (bounded) for the acknowledgements.
+async fn join_rooms(shared: &Shared, senders: &[mpsc::Sender<Command>], connected: u64) {
+    let Some(rooms) = &shared.rooms else {
+        return;
+    };
+    let stats = &shared.stats;
+    for (index, sender) in senders.iter().enumerate() {
+        for room in rooms.of_client(index) {
+            // A closed channel is a connection that failed: not joined.
+            let _ = sender.send(Command::Join { room }).await;
+        }
     }
-    Ok(report)
+    let wanted = connected * rooms.per_client as u64;
+    let all_joined = wait_until(Duration::from_secs(60), || {
+        stats.joined.load(Relaxed) + stats.join_errors.load(Relaxed) >= wanted
+    })
+    .await;
+    if !all_joined {
+        warn!(
+            joined = stats.joined.load(Relaxed),
+            wanted, "not every join was acknowledged"
+        );
+    }
+}
+
+/// Measures each configured rate as one phase, from the clients or the
+/// emitter, stopping early when asked to once a phase is overloaded.
+async fn measure_rates(
+    config: &RunConfig,
+    shared: &Arc<Shared>,
+    senders: &[mpsc::Sender<Command>],
+) -> anyhow::Result<Vec<StepReport>> {
+    let emitter = match config.source {
+        Source::Emitter => {
+            let url = config
+                .redis_url
+                .as_deref()
+                .context("--redis is required with --source emitter")?;
+            Some(
+                emitter::Emitter::connect(&emitter::RedisConfig::new(url))
+                    .await
+                    .context("connecting the emitter to Redis")?
+                    .of(&config.nsp),
+            )
+        }
+        Source::Clients => None,
+    };
+    let mut steps = Vec::new();
+    for (index, rate) in config.rates.iter().copied().enumerate() {
+        let phase = index as u64 + 1;
+        let step = measure_phase(config, shared, senders, emitter.as_ref(), phase, rate).await;
+        print_step(config, &step);
+        let overloaded = step.is_overloaded();
+        steps.push(step);
+        if overloaded && config.stop_when_overloaded {
+            info!(rate, "overloaded: skipping the higher rates");
+            break;
+        }
+    }
+    Ok(steps)
 }
 
 /// Publishes at `rate` for the configured duration, then waits for
@@ -770,67 +753,6 @@ fn print_step(config: &RunConfig, step: &StepReport) {
         p99_ms = step.latency.p99_ms,
         "phase done"
     );
-}
-
-/// The human-readable table of a run.
-pub fn table(report: &RunReport) -> String {
-    let mut out = String::new();
-    out.push_str(&format!(
-        "{} {:?}/{:?}: {} clients ({} connected, {} errors) in {:.1}s = {:.0} conn/s; disconnects {}\n",
-        report.label,
-        report.scenario,
-        report.source,
-        report.clients,
-        report.connected,
-        report.connect_errors,
-        report.connect_secs,
-        report.connects_per_sec,
-        report.disconnects,
-    ));
-    if let Some(per_conn) = report.rss_per_connection_bytes {
-        out.push_str(&format!(
-            "gateway RSS {:?} KiB -> {:?} KiB: {:.0} bytes per connection\n",
-            report.gateway_rss_before_kib, report.gateway_rss_connected_kib, per_conn
-        ));
-    }
-    if report.steps.is_empty() {
-        return out;
-    }
-    out.push_str(&format!(
-        "{:>8} {:>9} {:>11} {:>11} {:>8} {:>12} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>12}\n",
-        "rate",
-        "published",
-        "expected",
-        "received",
-        "lost",
-        "deliv/s",
-        "p50ms",
-        "p90ms",
-        "p99ms",
-        "p999ms",
-        "max ms",
-        "gw cpu",
-        "deliv/cpu-s"
-    ));
-    for step in &report.steps {
-        out.push_str(&format!(
-            "{:>8} {:>9} {:>11} {:>11} {:>8} {:>12.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>8} {:>12}\n",
-            step.rate_target,
-            step.published,
-            step.expected,
-            step.received,
-            step.lost,
-            step.deliveries_per_sec,
-            step.latency.p50_ms,
-            step.latency.p90_ms,
-            step.latency.p99_ms,
-            step.latency.p999_ms,
-            step.latency.max_ms,
-            step.gateway_cpu_secs.map_or("-".into(), |c| format!("{c:.2}")),
-            step.deliveries_per_cpu_sec.map_or("-".into(), |d| format!("{d:.0}")),
-        ));
-    }
-    out
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ mod error;
 pub mod legacy;
 mod msgpack;
 pub mod request;
+pub mod response;
 
 pub use broadcast::{
     peek_uid, BroadcastFlags, BroadcastMessage, BroadcastOpts, BroadcastPacket, PacketKind,
@@ -24,7 +25,8 @@ pub use broadcast::{
 pub use channel::{legacy_emitter_channel, Channels};
 pub use error::DecodeError;
 pub use legacy::LegacyEmitterMessage;
-pub use request::{FetchedSocket, Request, RequestOpts, RequestType, Response};
+pub use request::{Request, RequestOpts, RequestType};
+pub use response::{FetchedSocket, Response};
 
 /// The uid that `@socket.io/redis-emitter` puts in its broadcasts and in its
 /// server-side emits; a node uid is never this string.
