@@ -21,6 +21,8 @@
 # Missing tools are installed from Debian's packages (docker-compose,
 # haproxy, prometheus); nothing is installed when they are present.
 set -euo pipefail
+# eventually, redis_cli, redis_pong, replica_linked
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -241,19 +243,8 @@ check "deploy/prometheus/prometheus.yml: promtool check config" promtool check c
 
 # ---------------------------------------------------------------- redis
 
-redis_cli() { redis-cli -h 127.0.0.1 "$@" 2>&1 | tr -d '\r'; }
-redis_pong() { [ "$(redis_cli -p "$1" PING)" = PONG ]; }
-replica_linked() { redis_cli -p "$1" INFO replication | grep -qx master_link_status:up; }
 subscribed() { [ "$(redis_cli -p "$1" PUBSUB NUMSUB "$2" | tail -1)" = 1 ]; }
 
-# Polls COMMAND for up to 10 s.
-eventually() {
-    local deadline=$((SECONDS + 10))
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || return 1
-        sleep 0.1
-    done
-}
 
 redis_confs() {
     trap kill_children EXIT

@@ -17,6 +17,8 @@
 # variables): ports, BIN_DIR (where `gateway` and `emitter` are), RUN_DIR,
 # READY_TIMEOUT (seconds), SENTINEL=1 (also three Sentinels, see below).
 set -euo pipefail
+# redis_pong, replica_linked
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -154,11 +156,6 @@ wait_until() {
     done
 }
 
-redis_answers() { [ "$(redis-cli -h 127.0.0.1 -p "$1" PING 2>/dev/null)" = "PONG" ]; }
-
-replica_linked() {
-    redis-cli -h 127.0.0.1 -p "$1" INFO replication 2>/dev/null | tr -d '\r' | grep -qx 'master_link_status:up'
-}
 
 http_ok() { curl -fsS --max-time 2 -o /dev/null "http://127.0.0.1:$1$2"; }
 
@@ -297,7 +294,7 @@ cmd_up() {
 
     log "starting Redis (master $MASTER_PORT, replicas $REPLICA_1_PORT and $REPLICA_2_PORT)"
     start_redis redis-master "$MASTER_PORT"
-    wait_until redis-master redis_answers "$MASTER_PORT"
+    wait_until redis-master redis_pong "$MASTER_PORT"
     start_redis redis-replica-1 "$REPLICA_1_PORT" --replicaof 127.0.0.1 "$MASTER_PORT"
     start_redis redis-replica-2 "$REPLICA_2_PORT" --replicaof 127.0.0.1 "$MASTER_PORT"
     wait_until redis-replica-1 replica_linked "$REPLICA_1_PORT"

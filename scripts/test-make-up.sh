@@ -16,6 +16,8 @@
 # failover (`SENTINEL FAILOVER`) must leave messages crossing gateways and
 # the emitter working, with no process restarted.
 set -euo pipefail
+# eventually
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -103,14 +105,6 @@ fail() {
     exit 1
 }
 
-# Polls COMMAND every 0.1 s for up to EVENT_TIMEOUT seconds.
-eventually() {
-    local deadline=$((SECONDS + EVENT_TIMEOUT))
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || return 1
-        sleep 0.1
-    done
-}
 
 pid_of() { read -r pid _ <"$RUN_DIR/$1.pid" && echo "$pid"; }
 # Running: exists and is not a zombie (a service outlives `make up`'s shell,

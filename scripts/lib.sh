@@ -1,0 +1,20 @@
+# Helpers shared by the scripts in this folder; sourced, never run.
+# Each script sets its own `set -euo pipefail`.
+
+# Polls COMMAND every 0.1 s for up to EVENT_TIMEOUT seconds (default 10).
+eventually() {
+    local deadline=$((SECONDS + ${EVENT_TIMEOUT:-10}))
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.1
+    done
+}
+
+# redis-cli on 127.0.0.1, errors included, without the carriage returns.
+redis_cli() { redis-cli -h 127.0.0.1 "$@" 2>&1 | tr -d '\r'; }
+
+# Whether the Redis server on port $1 answers PING.
+redis_pong() { [ "$(redis_cli -p "$1" PING)" = PONG ]; }
+
+# Whether the replica on port $1 has its link to its master up.
+replica_linked() { redis_cli -p "$1" INFO replication | grep -qx 'master_link_status:up'; }
