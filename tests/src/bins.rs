@@ -6,7 +6,8 @@
 //! package is not visible through `CARGO_BIN_EXE_*`, so it is built once per
 //! test process with the same cargo that runs the tests and taken from the
 //! target directory next to the running test executable. The build asks for
-//! what `cargo test --workspace` builds plus every binary (`--bins --tests`:
+//! what `cargo test --workspace` builds plus every binary (`--bins --tests
+//! --examples`, examples being what `cargo test` compiles too:
 //! the gateway binary is not needed by any test of its own package), so under
 //! `make test` it only links that one: any other selection unifies
 //! dependency features differently (the dev-dependencies enable some) and
@@ -40,7 +41,14 @@ pub async fn bin_dir() -> anyhow::Result<PathBuf> {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let mut command = Command::new(cargo);
             command
-                .args(["build", "--workspace", "--bins", "--tests", "--quiet"])
+                .args([
+                    "build",
+                    "--workspace",
+                    "--bins",
+                    "--tests",
+                    "--examples",
+                    "--quiet",
+                ])
                 .current_dir(workspace_root());
             // Cargo describes the running test to it in these variables;
             // some build scripts (ring's) rerun when one changes, which
@@ -303,6 +311,63 @@ async fn spawn_gateway(
         forward(name.to_owned(), logs.clone(), err);
     }
     Ok(child)
+}
+
+/// A running example program (`crates/*/examples/<name>.rs`), killed on drop.
+#[derive(Debug)]
+pub struct ExampleProcess {
+    _child: Child,
+    logs: LogTail,
+}
+
+impl ExampleProcess {
+    /// Starts example `name` with `env` and waits until it prints a line
+    /// containing `ready`.
+    pub async fn start(name: &str, env: &[(&str, &str)], ready: &str) -> anyhow::Result<Self> {
+        let path = bin_dir().await?.join("examples").join(name);
+        if !path.is_file() {
+            bail!("{} was not built", path.display());
+        }
+        let logs = LogTail::default();
+        let mut child = Command::new(&path)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("spawning {}", path.display()))?;
+        if let Some(out) = child.stdout.take() {
+            forward(name.to_owned(), logs.clone(), out);
+        }
+        if let Some(err) = child.stderr.take() {
+            forward(name.to_owned(), logs.clone(), err);
+        }
+        let waited = wait_for(
+            &format!("example {name} to be ready"),
+            START_TIMEOUT,
+            || {
+                let ready = logs.contains(ready);
+                async move { Ok(ready.then_some(())) }
+            },
+        )
+        .await;
+        if let Err(err) = waited {
+            if let Ok(Some(status)) = child.try_wait() {
+                bail!("example {name} exited with {status}:\n{}", logs.text());
+            }
+            return Err(err.context(format!("example {name} logs:\n{}", logs.text())));
+        }
+        Ok(Self {
+            _child: child,
+            logs,
+        })
+    }
+
+    /// What it printed so far.
+    pub fn logs(&self) -> &LogTail {
+        &self.logs
+    }
 }
 
 /// Runs the `emitter` binary to completion with `args` and `env`, returning

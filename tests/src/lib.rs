@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-pub use bins::{GatewayProcess, LogTail};
+pub use bins::{ExampleProcess, GatewayProcess, LogTail};
 pub use node::NodePeer;
 pub use redis::{RedisConn, RedisServer, Resp};
 pub use sentinel::{SentinelServer, SentinelTiming};
