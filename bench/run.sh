@@ -14,6 +14,12 @@
 #
 #   bench/run.sh quick|full
 #
+#   STACKS="rust node"            only these stacks (default: all four)
+#   BASELINE_GATEWAY=path/to/gateway
+#                                 also run that gateway binary as the stack
+#                                 `rust-baseline`, right after `rust`: an old
+#                                 and a new build measured in one run
+#
 # Every process started here is killed on exit. Results go to
 # bench/results/<UTC date>[-quick].{json,md,svg}.
 set -euo pipefail
@@ -148,7 +154,9 @@ start_stack() { # label ; sets URLS and SERVER_PIDS
   local label=$1 p1 p2 a1 a2
   p1=$(free_port 27600); p2=$(free_port $((p1 + 1)))
   case $label in
-    rust)
+    rust|rust-baseline)
+      local binary=$BIN/gateway
+      [ "$label" = rust-baseline ] && binary=$BASELINE_GATEWAY
       a1=$(free_port $((p2 + 1))); a2=$(free_port $((a1 + 1)))
       for i in 0 1; do
         local port=$([ $i = 0 ] && echo "$p1" || echo "$p2")
@@ -156,7 +164,7 @@ start_stack() { # label ; sets URLS and SERVER_PIDS
         start "rust-$i" env RUST_LOG=warn GATEWAY_LISTEN="127.0.0.1:$port" \
           GATEWAY_ADMIN_LISTEN="127.0.0.1:$admin" GATEWAY_REDIS__URL="$MASTER" \
           GATEWAY_REDIS__REPLICA_URLS="redis://127.0.0.1:${REPLICA_PORTS[$i]}" \
-          GATEWAY_REDIS__SUBSCRIBER_SELECTION=first $SERVER "$BIN/gateway"
+          GATEWAY_REDIS__SUBSCRIBER_SELECTION=first $SERVER "$binary"
         STACK_PIDS+=("$LAST_PID")
       done
       ;;
@@ -206,7 +214,12 @@ loadgen() { # label tag scenario args...
   fi
 }
 
-for label in rust node socketioxide-redis floor; do
+STACKS=${STACKS:-rust node socketioxide-redis floor}
+if [ -n "${BASELINE_GATEWAY:-}" ]; then
+  [ -x "$BASELINE_GATEWAY" ] || { echo "BASELINE_GATEWAY=$BASELINE_GATEWAY is not an executable" >&2; exit 2; }
+  STACKS=$(echo "$STACKS" | sed 's/\brust\b/rust rust-baseline/')
+fi
+for label in $STACKS; do
   log "starting $label"
   start_stack "$label"
   # Idle first, on fresh processes, so RSS growth is the connections'.

@@ -280,3 +280,58 @@ async fn manual_failover_moves_publishers_off_the_old_master() -> anyhow::Result
     let _ = rec_b.stop().await?;
     Ok(())
 }
+
+/// Sentinels that only let in an ACL user: the gateway and the emitter both
+/// log in with the user and password of the sentinel URL (the emitter once
+/// ignored the user and fell back to `default`, which is switched off here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinels_with_an_acl_user_admit_the_gateway_and_the_emitter() -> anyhow::Result<()> {
+    let master = RedisServer::master().await?;
+    let sentinel = SentinelServer::start(&master, SentinelTiming::default()).await?;
+    let mut admin = RedisConn::connect(sentinel.port()).await?;
+    admin
+        .command(&[
+            "ACL",
+            "SETUSER",
+            "watcher",
+            "on",
+            ">watch-pw",
+            "allcommands",
+            "allchannels",
+        ])
+        .await?;
+    admin.command(&["ACL", "SETUSER", "default", "off"]).await?;
+    drop(admin);
+    // The default user is off: a connection without the user is refused.
+    let mut anonymous = RedisConn::connect(sentinel.port()).await?;
+    assert!(
+        anonymous
+            .command(&[
+                "SENTINEL",
+                "GET-MASTER-ADDR-BY-NAME",
+                e2e::sentinel::MASTER_NAME
+            ])
+            .await
+            .is_err(),
+        "the sentinel still answers the default user"
+    );
+    let url = format!("redis://watcher:watch-pw@127.0.0.1:{}", sentinel.port());
+
+    let gateway = sentinel_gateway("gw-acl", &url).await?;
+    let mut watcher = NodePeer::client("watch-acl", &gateway.url(), &[]).await?;
+    let emitter = Emitter::connect(
+        &RedisConfig::new(master.url())
+            .with_sentinels([url.clone()], e2e::sentinel::MASTER_NAME)
+            .with_publish_timeout(Duration::from_millis(500)),
+    )
+    .await?;
+    emitter
+        .emit_json("through-acl", &[serde_json::json!(1)])
+        .await?;
+    let event = watcher
+        .expect_event("through-acl", Duration::from_secs(5))
+        .await?;
+    assert_eq!(event["args"], serde_json::json!([1]));
+    emitter.quit().await?;
+    Ok(())
+}

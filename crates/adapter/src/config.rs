@@ -6,12 +6,12 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
 /// How a gateway picks the server its broadcast subscriber connects to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SubscriberSelection {
     /// A replica chosen by a hash of the node uid, so a fleet spreads evenly
@@ -27,7 +27,7 @@ pub enum SubscriberSelection {
 }
 
 /// Configuration of the Redis adapter.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct AdapterConfig {
     /// The master: every PUBLISH goes here, e.g. `redis://127.0.0.1:6379`.
@@ -122,6 +122,75 @@ impl AdapterConfig {
         }
     }
 
+    /// Tidies values as operators write them: list items trimmed and empty
+    /// ones dropped, a bare `host:port` sentinel given its `redis://`, empty
+    /// optional strings unset.
+    pub fn normalize(&mut self) {
+        let tidy = |list: &mut Vec<String>| {
+            *list = list
+                .iter()
+                .map(|item| item.trim().to_owned())
+                .filter(|item| !item.is_empty())
+                .collect();
+        };
+        tidy(&mut self.replica_urls);
+        tidy(&mut self.sentinel_urls);
+        for url in &mut self.sentinel_urls {
+            if !url.contains("://") {
+                *url = format!("redis://{url}");
+            }
+        }
+        for optional in [&mut self.sentinel_password, &mut self.tls_ca_file] {
+            if optional.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                *optional = None;
+            }
+        }
+    }
+
+    /// Checks every field; the error names the first one that cannot be
+    /// used. [`crate::ClusterHandle::connect`] runs it, and so does the
+    /// gateway when it loads its configuration.
+    pub fn validate(&self) -> Result<(), InvalidField> {
+        let invalid = |field, reason: String| Err(InvalidField { field, reason });
+        check_redis_url("url", &self.url)?;
+        for url in &self.replica_urls {
+            check_redis_url("replica_urls", url)?;
+        }
+        for url in &self.sentinel_urls {
+            check_redis_url("sentinel_urls", url)?;
+        }
+        if self.tls_ca_file.is_some() && !self.url.starts_with("rediss://") {
+            return invalid(
+                "tls_ca_file",
+                "is set but the url is not a rediss:// URL (with sentinels, the url carries the TLS choice)".into(),
+            );
+        }
+        if self.uses_sentinel() && self.sentinel_master.trim().is_empty() {
+            return invalid(
+                "sentinel_master",
+                "must name the master group when sentinels are set".into(),
+            );
+        }
+        if self.prefix.is_empty() {
+            return invalid("prefix", "must not be empty".into());
+        }
+        for (field, value) in [
+            ("request_timeout_ms", self.request_timeout_ms),
+            ("connect_timeout_ms", self.connect_timeout_ms),
+            (
+                "subscriber_ping_interval_ms",
+                self.subscriber_ping_interval_ms,
+            ),
+            ("sentinel_poll_interval_ms", self.sentinel_poll_interval_ms),
+            ("buffer_size", self.buffer_size as u64),
+        ] {
+            if value == 0 {
+                return invalid(field, "must be at least 1".into());
+            }
+        }
+        Ok(())
+    }
+
     /// [`Self::request_timeout_ms`] as a duration.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
@@ -167,6 +236,33 @@ impl AdapterConfig {
             uid,
             random_seed,
         )
+    }
+}
+
+/// A configuration field that cannot be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct InvalidField {
+    /// The field's name, as in [`AdapterConfig`] (and after `redis.` in the
+    /// gateway's keys).
+    pub field: &'static str,
+    /// What is wrong with its value.
+    pub reason: String,
+}
+
+fn check_redis_url(field: &'static str, url: &str) -> Result<(), InvalidField> {
+    // fred reads an unknown scheme as plain TCP: refuse it rather than
+    // connect in clear to what was meant as something else.
+    if url.starts_with("redis://") || url.starts_with("rediss://") {
+        Ok(())
+    } else {
+        Err(InvalidField {
+            field,
+            reason: format!(
+                "`{}` is not a redis:// or rediss:// URL",
+                redis_layer::redact(url)
+            ),
+        })
     }
 }
 

@@ -16,6 +16,9 @@ pub enum Error {
     /// [`redis_layer::Error`]; its Redis failures become [`Error::Redis`]).
     #[error(transparent)]
     Connection(redis_layer::Error),
+    /// A configuration field cannot be used.
+    #[error("invalid adapter configuration: {0}")]
+    InvalidConfig(#[from] crate::config::InvalidField),
     /// A namespace name cannot be used in a channel name.
     #[error("namespace {0:?} contains '#', which the channel names cannot carry")]
     InvalidNamespace(String),

@@ -34,6 +34,7 @@ mod config;
 mod connection;
 mod dispatch;
 mod error;
+mod fields;
 mod garbage;
 mod handle;
 mod handoff;
@@ -49,8 +50,9 @@ mod worker;
 
 pub use ack::ClusterAckStream;
 pub use adapter::{InitRes, RedisAdapter};
-pub use config::{AdapterConfig, SubscriberSelection};
+pub use config::{AdapterConfig, InvalidField, SubscriberSelection};
 pub use error::{Error, InitError};
+pub use fields::{FieldDoc, FIELDS};
 pub use handle::{
     ClusterHandle, Gathered, Readiness, ServerSideAck, ServerSideEmit, ServerSideEmitHandler,
     SocketDetails, SocketDetailsProvider,

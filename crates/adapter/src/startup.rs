@@ -51,6 +51,7 @@ impl ClusterHandle {
     /// reachable yet they keep trying in the background and
     /// [`Self::readiness`] says so.
     pub async fn connect(config: AdapterConfig) -> Result<Self, Error> {
+        config.validate()?;
         let uid = Sid::new().to_string();
         let fixed_replicas = config
             .replica_urls

@@ -1,146 +1,73 @@
 //! Gateway configuration: defaults, then an optional TOML file, then
 //! `GATEWAY_*` environment variables (`__` separates nested keys).
 //!
-//! Every key is listed once, in [`KEYS`], which feeds `gateway --help` and
-//! the README table, so the documentation cannot drift from what is parsed.
+//! Every key is documented once: the gateway's own in [`OWN_KEYS`], the
+//! Redis ones in the adapter's [`adapter::FIELDS`] (the `[redis]` section is
+//! the adapter's [`AdapterConfig`] itself, validated by it). [`keys`] joins
+//! them for `gateway --help`, the README table (a test compares them) and
+//! the loader, so the documentation cannot drift from what is parsed.
 //! Loading fails with an error naming the offending key; nothing is guessed.
 
 use std::net::SocketAddr;
 use std::path::Path;
 
-use adapter::{AdapterConfig, SubscriberSelection};
+use adapter::AdapterConfig;
 use serde::Deserialize;
 
 /// One documented configuration key.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct KeyDoc {
     /// The environment variable.
-    pub env: &'static str,
+    pub env: String,
     /// The dotted key in the TOML file.
-    pub toml: &'static str,
-    /// The default, as it would be written in the environment.
+    pub toml: String,
+    /// The default, as it would be written in the environment; `(…)` when
+    /// unset.
     pub default: &'static str,
+    /// Whether it is a list (comma-separated in the environment).
+    pub list: bool,
     /// What it does.
     pub help: &'static str,
 }
 
-/// Every key the gateway reads.
-pub const KEYS: &[KeyDoc] = &[
-    KeyDoc {
-        env: "GATEWAY_LISTEN",
-        toml: "listen",
-        default: "0.0.0.0:3000",
-        help: "Socket.IO HTTP long-polling and WebSocket listener",
-    },
-    KeyDoc {
-        env: "GATEWAY_ADMIN_LISTEN",
-        toml: "admin_listen",
-        default: "0.0.0.0:9100",
-        help: "admin listener: GET /healthz, /readyz, /metrics, /cluster/nodes",
-    },
-    KeyDoc {
-        env: "GATEWAY_NAMESPACES",
-        toml: "namespaces",
-        default: "/",
-        help: "comma-separated namespaces served with the default handlers",
-    },
-    KeyDoc {
-        env: "GATEWAY_CORS_ORIGINS",
-        toml: "cors_origins",
-        default: "(none)",
-        help: "comma-separated allowed CORS origins for long-polling; `*` allows any",
-    },
-    KeyDoc {
-        env: "GATEWAY_DRAIN_PERIOD_MS",
-        toml: "drain_period_ms",
-        default: "10000",
-        help: "on SIGTERM/SIGINT, close client connections staggered over this period, then exit",
-    },
-    KeyDoc {
-        env: "GATEWAY_WS_READ_BUFFER_BYTES",
-        toml: "ws_read_buffer_bytes",
-        default: "1024",
-        help: "read buffer of each WebSocket connection; larger client messages are read in several steps. Every idle connection holds one, so it sets much of the memory per connection",
-    },
-    KeyDoc {
-        env: "GATEWAY_CLIENT_BUFFER_PACKETS",
-        toml: "client_buffer_packets",
-        default: "128",
-        help: "packets queued per client before broadcasts to it are dropped (counted in socketio_packets_dropped_total); larger absorbs longer bursts at the cost of memory per slow client",
-    },
-    KeyDoc {
-        env: "GATEWAY_LOG__FORMAT",
-        toml: "log.format",
-        default: "plain",
-        help: "log format: plain or json (levels come from RUST_LOG, default info)",
-    },
-    KeyDoc {
-        env: "GATEWAY_REDIS__URL",
-        toml: "redis.url",
-        default: "(unset)",
-        help: "Redis master to publish on, e.g. redis://127.0.0.1:6379 (redis://user:pass@host:port/db for ACL auth and a database, rediss:// for TLS); unset: single node, no Redis. With sentinels only its credentials, database and TLS are used",
-    },
-    KeyDoc {
-        env: "GATEWAY_REDIS__SENTINEL_URLS",
-        toml: "redis.sentinel_urls",
-        default: "(none)",
-        help: "comma-separated Redis Sentinels (redis://host:26379 or host:26379): the master and replicas are discovered and followed across failovers",
-    },
-    KeyDoc {
-        env: "GATEWAY_REDIS__SENTINEL_MASTER",
-        toml: "redis.sentinel_master",
-        default: "mymaster",
-        help: "the master group name the sentinels monitor",
-    },
-    KeyDoc {
-        env: "GATEWAY_REDIS__SENTINEL_PASSWORD",
-        toml: "redis.sentinel_password",
-        default: "(none)",
-        help: "password of the sentinels themselves (their requirepass)",
-    },
-    KeyDoc {
-        env: "GATEWAY_REDIS__TLS_CA_FILE",
-        toml: "redis.tls_ca_file",
-        default: "(system roots)",
-        help: "PEM file of the certificate authorities trusted for rediss:// servers (a private CA or a self-signed certificate)",
-    },
-    KeyDoc {
-        env: "GATEWAY_REDIS__REPLICA_URLS",
-        toml: "redis.replica_urls",
-        default: "(none)",
-        help: "comma-separated replicas to subscribe on (failover in order, then the master); with sentinels they take precedence over the discovered ones",
-    },
-    KeyDoc {
-        env: "GATEWAY_REDIS__SUBSCRIBER_SELECTION",
-        toml: "redis.subscriber_selection",
-        default: "hash",
-        help: "which replica a gateway prefers: hash (of the node uid, spreads gateways), first, random or master",
-    },
-    KeyDoc {
-        env: "GATEWAY_REDIS__PREFIX",
-        toml: "redis.prefix",
-        default: "socket.io",
-        help: "channel prefix, like the Node adapter's `key`",
-    },
-    KeyDoc {
-        env: "GATEWAY_REDIS__REQUEST_TIMEOUT_MS",
-        toml: "redis.request_timeout_ms",
-        default: "5000",
-        help: "how long a cross-node request waits for answers",
-    },
-    KeyDoc {
-        env: "GATEWAY_REDIS__REQUESTS_ON_MASTER",
-        toml: "redis.requests_on_master",
-        default: "false",
-        help: "subscribe request/response channels on the master (needed in a fleet with Node servers, whose fetchSockets counts NUMSUB on the master only)",
-    },
-    KeyDoc {
-        env: "GATEWAY_REDIS__LEGACY_EMITTER",
-        toml: "redis.legacy_emitter",
-        default: "false",
-        help: "also accept the 2014 socket.io-emitter 0.2.0 messages on `<prefix>#emitter`",
-    },
+/// A key of the gateway's own: `(toml key, default, list, help)`.
+type OwnKey = (&'static str, &'static str, bool, &'static str);
+
+/// The gateway's own keys, outside the adapter's `[redis]` fields.
+pub const OWN_KEYS: &[OwnKey] = &[
+    ("listen", "0.0.0.0:3000", false, "Socket.IO HTTP long-polling and WebSocket listener"),
+    ("admin_listen", "0.0.0.0:9100", false, "admin listener: GET /healthz, /readyz, /metrics, /cluster/nodes"),
+    ("namespaces", "/", true, "comma-separated namespaces served with the default handlers"),
+    ("cors_origins", "(none)", true, "comma-separated allowed CORS origins for long-polling; `*` allows any"),
+    ("drain_period_ms", "10000", false, "on SIGTERM/SIGINT, close client connections staggered over this period, then exit"),
+    ("ws_read_buffer_bytes", "1024", false, "read buffer of each WebSocket connection; larger client messages are read in several steps. Every idle connection holds one, so it sets much of the memory per connection"),
+    ("client_buffer_packets", "128", false, "packets queued per client before broadcasts to it are dropped (counted in socketio_packets_dropped_total); larger absorbs longer bursts at the cost of memory per slow client"),
+    ("log.format", "plain", false, "log format: plain or json (levels come from RUST_LOG, default info)"),
+    ("redis.url", "(unset)", false, "Redis master to publish on, e.g. redis://127.0.0.1:6379 (redis://user:pass@host:port/db for ACL auth and a database, rediss:// for TLS); unset: single node, no Redis. With sentinels only its credentials, database and TLS are used"),
 ];
+
+/// Every key the gateway reads, in the order of the README table.
+pub fn keys() -> Vec<KeyDoc> {
+    let env_of = |toml: &str| format!("GATEWAY_{}", toml.replace('.', "__").to_uppercase());
+    let own = OWN_KEYS.iter().map(|&(toml, default, list, help)| KeyDoc {
+        env: env_of(toml),
+        toml: toml.to_owned(),
+        default,
+        list,
+        help,
+    });
+    let redis = adapter::FIELDS.iter().map(|field| {
+        let toml = format!("redis.{}", field.name);
+        KeyDoc {
+            env: env_of(&toml),
+            toml,
+            default: field.default,
+            list: field.list,
+            help: field.help,
+        }
+    });
+    own.chain(redis).collect()
+}
 
 /// Errors while loading the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -152,7 +79,7 @@ pub enum ConfigError {
     #[error("configuration key `{key}`: {reason}")]
     Invalid {
         /// The dotted key.
-        key: &'static str,
+        key: String,
         /// Why it is rejected.
         reason: String,
     },
@@ -177,61 +104,40 @@ pub struct LogConfig {
     pub format: LogFormat,
 }
 
-/// The Redis section; absent `url` means single-node mode.
-#[derive(Debug, Clone, Deserialize)]
+/// The Redis section: the adapter's configuration, and whether there is a
+/// Redis at all (no `url` and no sentinels: a single node).
+#[derive(Debug, Clone, Default)]
 pub struct RedisConfig {
-    /// The master to publish on.
+    /// The master to publish on, when set.
     pub url: Option<String>,
-    /// Replicas to subscribe on.
-    #[serde(default)]
-    pub replica_urls: Vec<String>,
-    /// Preferred replica choice.
-    #[serde(default)]
-    pub subscriber_selection: SubscriberSelection,
-    /// Channel prefix.
-    pub prefix: String,
-    /// Cross-node request timeout in milliseconds.
-    pub request_timeout_ms: u64,
-    /// Subscribe request/response channels on the master.
-    #[serde(default)]
-    pub requests_on_master: bool,
-    /// Accept 2014 `socket.io-emitter` messages.
-    #[serde(default)]
-    pub legacy_emitter: bool,
-    /// Redis Sentinels; when set the master is discovered.
-    #[serde(default)]
-    pub sentinel_urls: Vec<String>,
-    /// The master group name the sentinels monitor.
-    pub sentinel_master: String,
-    /// Password of the sentinels.
-    #[serde(default)]
-    pub sentinel_password: Option<String>,
-    /// CA certificates (PEM) trusted for `rediss://` servers.
-    #[serde(default)]
-    pub tls_ca_file: Option<String>,
+    /// Every other field, as the adapter takes them (its `url` is ignored).
+    pub adapter: AdapterConfig,
+}
+
+/// The section is the adapter's configuration as it deserializes itself
+/// (so a bad value is reported under its `redis.<field>` key); whether
+/// `url` was given is read apart, since the adapter's default fills it.
+impl<'de> Deserialize<'de> for RedisConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Self {
+            url: None,
+            adapter: AdapterConfig::deserialize(deserializer)?,
+        })
+    }
 }
 
 impl RedisConfig {
     /// The adapter configuration, when a master or sentinels are configured.
     pub fn adapter_config(&self) -> Option<AdapterConfig> {
-        let url = match (&self.url, self.sentinel_urls.is_empty()) {
+        let url = match (&self.url, self.adapter.sentinel_urls.is_empty()) {
             (Some(url), _) => url.clone(),
             // Only the credentials/db/TLS of `url` matter with sentinels.
             (None, false) => AdapterConfig::default().url,
             (None, true) => return None,
         };
         Some(AdapterConfig {
-            sentinel_urls: self.sentinel_urls.clone(),
-            sentinel_master: self.sentinel_master.clone(),
-            sentinel_password: self.sentinel_password.clone(),
-            replica_urls: self.replica_urls.clone(),
-            prefix: self.prefix.clone(),
-            request_timeout_ms: self.request_timeout_ms,
-            subscriber_selection: self.subscriber_selection,
-            requests_on_master: self.requests_on_master,
-            legacy_emitter: self.legacy_emitter,
-            tls_ca_file: self.tls_ca_file.clone(),
-            ..AdapterConfig::new(url)
+            url,
+            ..self.adapter.clone()
         })
     }
 }
@@ -265,6 +171,7 @@ pub struct GatewayConfig {
     #[serde(default)]
     pub log: LogConfig,
     /// Redis.
+    #[serde(default)]
     pub redis: RedisConfig,
 }
 
@@ -279,13 +186,16 @@ impl GatewayConfig {
         file: Option<&Path>,
         env: Option<std::collections::HashMap<String, String>>,
     ) -> Result<Self, ConfigError> {
+        let keys = keys();
         let mut builder = config::Config::builder();
-        for key in KEYS {
+        // The adapter's fields take their defaults from AdapterConfig itself.
+        for (toml, default, list, _) in OWN_KEYS {
             // Defaults shown as "(unset)"/"(none)" are not set at all.
-            if !key.default.starts_with('(') {
-                builder = match key.toml {
-                    "namespaces" => builder.set_default(key.toml, vec![key.default])?,
-                    _ => builder.set_default(key.toml, key.default)?,
+            if !default.starts_with('(') {
+                builder = if *list {
+                    builder.set_default(*toml, vec![*default])?
+                } else {
+                    builder.set_default(*toml, *default)?
                 };
             }
         }
@@ -296,42 +206,28 @@ impl GatewayConfig {
                     .required(true),
             );
         }
-        let environment = config::Environment::with_prefix("GATEWAY")
+        let mut environment = config::Environment::with_prefix("GATEWAY")
             .prefix_separator("_")
             .separator("__")
             .list_separator(",")
-            .with_list_parse_key("namespaces")
-            .with_list_parse_key("cors_origins")
-            .with_list_parse_key("redis.replica_urls")
-            .with_list_parse_key("redis.sentinel_urls")
             .try_parsing(true)
             .source(env);
-        let config: GatewayConfig = builder.add_source(environment).build()?.try_deserialize()?;
+        for key in keys.iter().filter(|key| key.list) {
+            environment = environment.with_list_parse_key(&key.toml);
+        }
+        let built = builder.add_source(environment).build()?;
+        let url = built
+            .get::<Option<String>>("redis.url")
+            .or_else(not_found_is_none)?;
+        let mut config: GatewayConfig = built.try_deserialize()?;
+        config.redis.url = url;
         config.validated()
     }
 
     fn validated(mut self) -> Result<Self, ConfigError> {
         self.namespaces = non_empty(self.namespaces);
         self.cors_origins = non_empty(self.cors_origins);
-        self.redis.replica_urls = non_empty(self.redis.replica_urls);
-        self.redis.sentinel_urls = non_empty(self.redis.sentinel_urls)
-            .into_iter()
-            .map(|url| {
-                if url.contains("://") {
-                    url
-                } else {
-                    format!("redis://{url}")
-                }
-            })
-            .collect();
-        if self
-            .redis
-            .sentinel_password
-            .as_deref()
-            .is_some_and(|p| p.is_empty())
-        {
-            self.redis.sentinel_password = None;
-        }
+        self.redis.adapter.normalize();
         if self
             .redis
             .url
@@ -339,26 +235,6 @@ impl GatewayConfig {
             .is_some_and(|u| u.trim().is_empty())
         {
             self.redis.url = None;
-        }
-        if self
-            .redis
-            .tls_ca_file
-            .as_deref()
-            .is_some_and(|f| f.trim().is_empty())
-        {
-            self.redis.tls_ca_file = None;
-        }
-        if self.redis.tls_ca_file.is_some()
-            && !self
-                .redis
-                .url
-                .as_deref()
-                .is_some_and(|url| url.starts_with("rediss://"))
-        {
-            return invalid(
-                "redis.tls_ca_file",
-                "is set but redis.url is not a rediss:// URL (with sentinels, redis.url carries the TLS choice)".into(),
-            );
         }
         check_range(
             "ws_read_buffer_bytes",
@@ -376,18 +252,18 @@ impl GatewayConfig {
         if let Some(ns) = self.namespaces.iter().find(|ns| !ns.starts_with('/')) {
             return invalid("namespaces", format!("`{ns}` must start with `/`"));
         }
-        if let Some(url) = &self.redis.url {
-            check_redis_url("redis.url", url)?;
-        }
-        for url in &self.redis.replica_urls {
-            check_redis_url("redis.replica_urls", url)?;
-        }
-        for url in &self.redis.sentinel_urls {
-            check_redis_url("redis.sentinel_urls", url)?;
-        }
+        // Checked even without Redis: a bad value is a mistake either way.
+        let adapter = self
+            .redis
+            .adapter_config()
+            .unwrap_or_else(|| self.redis.adapter.clone());
+        adapter.validate().map_err(|err| ConfigError::Invalid {
+            key: format!("redis.{}", err.field),
+            reason: err.reason,
+        })?;
         if self.redis.url.is_none()
-            && self.redis.sentinel_urls.is_empty()
-            && !self.redis.replica_urls.is_empty()
+            && !self.redis.adapter.uses_sentinel()
+            && !self.redis.adapter.replica_urls.is_empty()
         {
             return invalid(
                 "redis.replica_urls",
@@ -395,19 +271,15 @@ impl GatewayConfig {
                     .into(),
             );
         }
-        if !self.redis.sentinel_urls.is_empty() && self.redis.sentinel_master.trim().is_empty() {
-            return invalid(
-                "redis.sentinel_master",
-                "must name the master group when sentinels are set".into(),
-            );
-        }
-        if self.redis.request_timeout_ms == 0 {
-            return invalid("redis.request_timeout_ms", "must be at least 1".into());
-        }
-        if self.redis.prefix.is_empty() {
-            return invalid("redis.prefix", "must not be empty".into());
-        }
         Ok(self)
+    }
+}
+
+/// A key absent everywhere reads as unset.
+fn not_found_is_none<T>(err: config::ConfigError) -> Result<Option<T>, config::ConfigError> {
+    match err {
+        config::ConfigError::NotFound(_) => Ok(None),
+        other => Err(other),
     }
 }
 
@@ -418,8 +290,11 @@ fn non_empty(list: Vec<String>) -> Vec<String> {
         .collect()
 }
 
-fn invalid<T>(key: &'static str, reason: String) -> Result<T, ConfigError> {
-    Err(ConfigError::Invalid { key, reason })
+fn invalid<T>(key: &str, reason: String) -> Result<T, ConfigError> {
+    Err(ConfigError::Invalid {
+        key: key.to_owned(),
+        reason,
+    })
 }
 
 fn check_range(
@@ -437,25 +312,30 @@ fn check_range(
     }
 }
 
-fn check_redis_url(key: &'static str, url: &str) -> Result<(), ConfigError> {
-    if url.starts_with("redis://") || url.starts_with("rediss://") {
-        Ok(())
-    } else {
-        invalid(key, format!("`{url}` is not a redis:// or rediss:// URL"))
-    }
-}
-
 /// The key table as plain text, for `--help`.
 pub fn keys_help() -> String {
-    let width = KEYS.iter().map(|k| k.env.len()).max().unwrap_or(0);
+    let keys = keys();
+    let width = keys.iter().map(|k| k.env.len()).max().unwrap_or(0);
     let mut out = String::from("Configuration (environment variable, default, meaning):\n");
-    for key in KEYS {
+    for key in &keys {
         out.push_str(&format!(
             "  {:width$}  [{}]  {}\n",
             key.env, key.default, key.help
         ));
     }
     out.push_str("\nThe same keys in a TOML file given with --config use the dotted names, e.g. `redis.url`.\n");
+    out
+}
+
+/// The key table in markdown, as the README shows it.
+pub fn keys_markdown() -> String {
+    let mut out = String::from("| env | TOML | default | meaning |\n| --- | --- | --- | --- |\n");
+    for key in keys() {
+        out.push_str(&format!(
+            "| `{}` | `{}` | `{}` | {} |\n",
+            key.env, key.toml, key.default, key.help
+        ));
+    }
     out
 }
 
@@ -480,8 +360,8 @@ mod tests {
         assert_eq!(c.admin_listen.to_string(), "0.0.0.0:9100");
         assert_eq!(c.namespaces, vec!["/"]);
         assert!(c.redis.url.is_none());
-        assert_eq!(c.redis.prefix, "socket.io");
-        assert_eq!(c.redis.request_timeout_ms, 5000);
+        assert_eq!(c.redis.adapter.prefix, "socket.io");
+        assert_eq!(c.redis.adapter.request_timeout_ms, 5000);
         assert_eq!(c.log.format, LogFormat::Plain);
         assert_eq!(c.drain_period_ms, 10_000);
         assert_eq!(c.ws_read_buffer_bytes, 1024);
@@ -508,11 +388,11 @@ mod tests {
         .unwrap();
         assert_eq!(c.listen.port(), 4000);
         assert_eq!(c.redis.url.as_deref(), Some("redis://127.0.0.1:6379"));
-        assert_eq!(c.redis.replica_urls.len(), 2);
-        assert_eq!(c.redis.request_timeout_ms, 250);
+        assert_eq!(c.redis.adapter.replica_urls.len(), 2);
+        assert_eq!(c.redis.adapter.request_timeout_ms, 250);
         assert_eq!(c.namespaces, vec!["/", "/chat"]);
         assert_eq!(c.log.format, LogFormat::Json);
-        assert!(c.redis.legacy_emitter);
+        assert!(c.redis.adapter.legacy_emitter);
     }
 
     #[test]
@@ -529,7 +409,7 @@ mod tests {
             .unwrap();
         assert_eq!(c.listen.port(), 5000);
         assert_eq!(c.redis.url.as_deref(), Some("redis://10.0.0.1:6379"));
-        assert_eq!(c.redis.prefix, "fromenv");
+        assert_eq!(c.redis.adapter.prefix, "fromenv");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -621,8 +501,55 @@ mod tests {
     #[test]
     fn help_lists_every_key() {
         let help = keys_help();
-        for key in KEYS {
-            assert!(help.contains(key.env));
+        for key in keys() {
+            assert!(help.contains(&key.env), "{}", key.env);
         }
+    }
+
+    /// The README's configuration table is the one generated from the keys.
+    #[test]
+    fn readme_table_is_the_keys_table() {
+        let readme = include_str!("../../../README.md");
+        let table = keys_markdown();
+        assert!(
+            readme.contains(&table),
+            "README.md's configuration table differs from the keys; it should read:\n{table}"
+        );
+    }
+
+    /// Every adapter field is reachable under `GATEWAY_REDIS__*`, with the
+    /// adapter's default when unset.
+    #[test]
+    fn adapter_fields_load_under_redis() {
+        let c = GatewayConfig::load_from(None, env(&[])).unwrap();
+        assert_eq!(c.redis.adapter, adapter::AdapterConfig::default());
+        let c = GatewayConfig::load_from(
+            None,
+            env(&[
+                ("GATEWAY_REDIS__URL", "redis://127.0.0.1:6379"),
+                ("GATEWAY_REDIS__BUFFER_SIZE", "64"),
+                ("GATEWAY_REDIS__CONNECT_TIMEOUT_MS", "250"),
+                ("GATEWAY_REDIS__SUBSCRIBER_PING_INTERVAL_MS", "100"),
+                ("GATEWAY_REDIS__SENTINEL_POLL_INTERVAL_MS", "300"),
+                ("GATEWAY_REDIS__SENTINEL_PASSWORD", "12345"),
+            ]),
+        )
+        .unwrap();
+        let adapter = c.redis.adapter_config().expect("a master is set");
+        assert_eq!(adapter.buffer_size, 64);
+        assert_eq!(adapter.connect_timeout_ms, 250);
+        assert_eq!(adapter.subscriber_ping_interval_ms, 100);
+        assert_eq!(adapter.sentinel_poll_interval_ms, 300);
+        // A numeric-looking password stays a string.
+        assert_eq!(adapter.sentinel_password.as_deref(), Some("12345"));
+        let err = GatewayConfig::load_from(
+            None,
+            env(&[
+                ("GATEWAY_REDIS__URL", "redis://127.0.0.1:6379"),
+                ("GATEWAY_REDIS__BUFFER_SIZE", "0"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("redis.buffer_size"), "{err}");
     }
 }

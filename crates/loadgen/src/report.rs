@@ -22,6 +22,9 @@ pub const CAPACITY_P99_MS: f64 = 50.0;
 /// Stacks in display order, with their chart colours.
 pub(crate) const STACKS: &[(&str, &str)] = &[
     ("rust", "#d9480f"),
+    // An older build of the gateway, measured in the same run
+    // (BASELINE_GATEWAY in bench/run.sh).
+    ("rust-baseline", "#f59f00"),
     ("node", "#2b8a3e"),
     ("socketioxide-redis", "#1c7ed6"),
     ("floor", "#495057"),
