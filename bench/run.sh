@@ -113,12 +113,20 @@ stop_stack() {
 }
 
 # --- build ------------------------------------------------------------------
+STACKS=${STACKS:-rust node socketioxide-redis floor}
+if [ -n "${BASELINE_GATEWAY:-}" ]; then
+  [ -x "$BASELINE_GATEWAY" ] || { echo "BASELINE_GATEWAY=$BASELINE_GATEWAY is not an executable" >&2; exit 2; }
+  STACKS=$(echo "$STACKS" | sed 's/\brust\b/rust rust-baseline/')
+fi
+has_stack() { [[ " $STACKS " == *" $1 "* ]]; }
 log "building release binaries"
 (cd "$ROOT" && cargo build --release --quiet -p gateway -p emitter -p loadgen)
-(cd "$ROOT" && CARGO_TARGET_DIR="$ROOT/target" cargo build --release --quiet \
-  --manifest-path bench/socketioxide-redis-server/Cargo.toml)
-if [ ! -d "$ROOT/bench/node/node_modules" ] || \
-   [ "$ROOT/bench/node/package-lock.json" -nt "$ROOT/bench/node/node_modules/.package-lock.json" ]; then
+if has_stack socketioxide-redis; then
+  (cd "$ROOT" && CARGO_TARGET_DIR="$ROOT/target" cargo build --release --quiet \
+    --manifest-path bench/socketioxide-redis-server/Cargo.toml)
+fi
+if has_stack node && { [ ! -d "$ROOT/bench/node/node_modules" ] || \
+   [ "$ROOT/bench/node/package-lock.json" -nt "$ROOT/bench/node/node_modules/.package-lock.json" ]; }; then
   log "npm ci in bench/node"
   (cd "$ROOT/bench/node" && npm ci --no-audit --no-fund --loglevel=error)
 fi
@@ -214,11 +222,6 @@ loadgen() { # label tag scenario args...
   fi
 }
 
-STACKS=${STACKS:-rust node socketioxide-redis floor}
-if [ -n "${BASELINE_GATEWAY:-}" ]; then
-  [ -x "$BASELINE_GATEWAY" ] || { echo "BASELINE_GATEWAY=$BASELINE_GATEWAY is not an executable" >&2; exit 2; }
-  STACKS=$(echo "$STACKS" | sed 's/\brust\b/rust rust-baseline/')
-fi
 for label in $STACKS; do
   log "starting $label"
   start_stack "$label"
