@@ -17,8 +17,9 @@
 #   STACKS="rust node"            only these stacks (default: all four)
 #   BASELINE_GATEWAY=path/to/gateway
 #                                 also run that gateway binary as the stack
-#                                 `rust-baseline`, right after `rust`: an old
-#                                 and a new build measured in one run
+#                                 `rust-baseline`, right after `rust` (or
+#                                 where STACKS puts it): an old and a new
+#                                 build measured in one run
 #
 # Every process started here is killed on exit. Results go to
 # bench/results/<UTC date>[-quick].{json,md,svg}.
@@ -114,11 +115,19 @@ stop_stack() {
 
 # --- build ------------------------------------------------------------------
 STACKS=${STACKS:-rust node socketioxide-redis floor}
+has_stack() { [[ " $STACKS " == *" $1 "* ]]; }
 if [ -n "${BASELINE_GATEWAY:-}" ]; then
   [ -x "$BASELINE_GATEWAY" ] || { echo "BASELINE_GATEWAY=$BASELINE_GATEWAY is not an executable" >&2; exit 2; }
-  STACKS=$(echo "$STACKS" | sed 's/\brust\b/rust rust-baseline/')
+  # Right after `rust`, unless placed explicitly (to measure in the other order).
+  if ! has_stack rust-baseline; then
+    STACKS=$(for stack in $STACKS; do
+      printf '%s ' "$stack"
+      [ "$stack" = rust ] && printf 'rust-baseline '
+    done)
+  fi
+elif has_stack rust-baseline; then
+  echo "the rust-baseline stack needs BASELINE_GATEWAY" >&2; exit 2
 fi
-has_stack() { [[ " $STACKS " == *" $1 "* ]]; }
 log "building release binaries"
 (cd "$ROOT" && cargo build --release --quiet -p gateway -p emitter -p loadgen)
 if has_stack socketioxide-redis; then
