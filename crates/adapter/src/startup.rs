@@ -46,11 +46,14 @@ struct SubscriberPlan {
 impl ClusterHandle {
     /// Connect the publisher to the master and start the subscribers.
     ///
-    /// Fails when a URL is invalid or the master cannot be reached. Waits
+    /// The configuration is normalized and validated first
+    /// ([`AdapterConfig::normalize`], [`AdapterConfig::validate`]). Fails
+    /// when a field is invalid or the master cannot be reached. Waits
     /// (bounded) for the subscribers' first connection; if none is
     /// reachable yet they keep trying in the background and
     /// [`Self::readiness`] says so.
-    pub async fn connect(config: AdapterConfig) -> Result<Self, Error> {
+    pub async fn connect(mut config: AdapterConfig) -> Result<Self, Error> {
+        config.normalize();
         config.validate()?;
         let uid = Sid::new().to_string();
         let fixed_replicas = config
