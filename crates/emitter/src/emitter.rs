@@ -25,7 +25,7 @@ use wire::{
 
 use crate::config::RedisConfig;
 use crate::error::EmitterError;
-use redis_layer::MasterFollower;
+use redis_layer::{MasterFollower, SentinelSettings};
 
 /// Event names Socket.IO reserves (the same list as
 /// `@socket.io/redis-emitter`'s `RESERVED_EVENTS`), shared with the codec.
@@ -73,20 +73,20 @@ impl Emitter {
     /// server is an error here. Later disconnections are retried in the
     /// background; publishes made meanwhile fail after the publish timeout.
     pub async fn connect(config: &RedisConfig) -> Result<Self, EmitterError> {
-        let client = build_client(config, true)?;
+        let (client, sentinels) = build_client(config, true)?;
         // The returned handle drives the connection; dropping it does not
         // stop the task.
         let _connection_task = client.init().await?;
-        Self::from_client(client, &config.prefix).following_sentinels(config)
+        Ok(Self::from_client(client, &config.prefix).following(sentinels))
     }
 
     /// Starts connecting in the background and returns at once, for a
     /// long-running service that must come up while Redis is down: publishes
     /// fail (after the publish timeout) until Redis is reachable.
     pub fn connect_lazy(config: &RedisConfig) -> Result<Self, EmitterError> {
-        let client = build_client(config, false)?;
+        let (client, sentinels) = build_client(config, false)?;
         let _connection_task = client.connect();
-        Self::from_client(client, &config.prefix).following_sentinels(config)
+        Ok(Self::from_client(client, &config.prefix).following(sentinels))
     }
 
     /// Wraps a fred client the caller configured and connects itself (give it
@@ -100,12 +100,12 @@ impl Emitter {
         }
     }
 
-    fn following_sentinels(mut self, config: &RedisConfig) -> Result<Self, EmitterError> {
-        if let Some(sentinels) = config.sentinel_settings()? {
+    fn following(mut self, sentinels: Option<SentinelSettings>) -> Self {
+        if let Some(sentinels) = sentinels {
             let follower = MasterFollower::spawn(self.client.clone(), sentinels);
             self.master_follower = Some(Arc::new(follower));
         }
-        Ok(self)
+        self
     }
 
     /// An emitter for another namespace, sharing this connection.
@@ -255,20 +255,22 @@ where
     Ok(data)
 }
 
+/// The publishing client, and the sentinels it follows (read once: the
+/// client's Sentinel configuration and the master follower share them).
 fn build_client(
     config: &RedisConfig,
     fail_fast: bool,
-) -> Result<fred::clients::Client, EmitterError> {
+) -> Result<(fred::clients::Client, Option<SentinelSettings>), EmitterError> {
     config
         .validate()
         .map_err(|err| EmitterError::Config(err.to_string()))?;
-    let mut redis = config.node_config()?;
     let sentinels = config.sentinel_settings()?;
-    if let Some(sentinels) = &sentinels {
+    let mut redis = match &sentinels {
         // fred asks the sentinels for the master on every (re)connection, so
         // a failover only costs the reconnection.
-        redis = sentinels.publisher_config();
-    }
+        Some(sentinels) => sentinels.publisher_config(),
+        None => config.node_config()?,
+    };
     redis.fail_fast = fail_fast;
     // A PUBLISH that was written when the connection dropped is not
     // replayed: the caller gets an error and decides, rather than risking a
@@ -289,7 +291,7 @@ fn build_client(
         } else {
             ReconnectPolicy::new_exponential(0, 100, 2_000, 2)
         });
-    Ok(builder.build()?)
+    Ok((builder.build()?, sentinels))
 }
 
 /// Targets (rooms, exceptions) and flags for the next operation; built from

@@ -9,13 +9,11 @@ use fred::{
     clients::SentinelClient,
     interfaces::SentinelInterface,
     prelude::{Config, Server, ServerConfig},
-    types::{
-        config::{ConnectionConfig, PerformanceConfig, SentinelConfig},
-        Value as RedisValue,
-    },
+    types::{config::SentinelConfig, Value as RedisValue},
 };
 
 use crate::{
+    client::{self, Attempts},
     endpoint::{redact, Endpoint},
     error::Error,
     replicas::{parse_replicas, ReplicaInfo},
@@ -126,28 +124,21 @@ impl SentinelSettings {
             .unwrap_or_default()
     }
 
-    /// A client for one sentinel, not connected yet. Without a reconnect
-    /// policy: whoever uses it moves to the next sentinel itself.
-    pub fn client(&self, host: &str, port: u16) -> SentinelClient {
+    /// A client for one sentinel, not connected yet, with the timeouts of
+    /// every client here. Without a reconnect policy: whoever uses it moves
+    /// to the next sentinel itself.
+    pub fn client(&self, host: &str, port: u16) -> Result<SentinelClient, Error> {
         let timeout = self.connect_timeout;
-        let config = SentinelConfig {
+        // The Config is unused: a sentinel client takes the SentinelConfig.
+        let mut builder = client::builder(Config::default(), timeout, timeout, Attempts::Once);
+        builder.set_sentinel_config(SentinelConfig {
             host: host.to_owned(),
             port,
             username: self.username.clone(),
             password: self.password.clone(),
             ..SentinelConfig::default()
-        };
-        let connection = ConnectionConfig {
-            connection_timeout: timeout,
-            internal_command_timeout: timeout,
-            max_command_attempts: 1,
-            ..ConnectionConfig::default()
-        };
-        let performance = PerformanceConfig {
-            default_command_timeout: timeout,
-            ..PerformanceConfig::default()
-        };
-        SentinelClient::new(config, Some(performance), Some(connection), None)
+        });
+        Ok(builder.build_sentinel_client()?)
     }
 
     /// `(host, port)` of the master, as `SENTINEL GET-MASTER-ADDR-BY-NAME`

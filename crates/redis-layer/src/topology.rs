@@ -13,6 +13,7 @@ use std::{sync::Arc, time::Duration};
 use fred::{
     clients::SentinelClient,
     interfaces::{ClientLike, EventInterface, PubsubInterface},
+    types::ConnectHandle,
 };
 use tokio::sync::{broadcast::error::RecvError, watch};
 use tracing::Instrument;
@@ -64,10 +65,14 @@ impl Topology {
 /// The receiving side of the topology watcher.
 pub type TopologyRx = watch::Receiver<Arc<Topology>>;
 
-/// Connects to a sentinel within the connect timeout.
-async fn connect(settings: &SentinelSettings, client: &SentinelClient) -> Result<(), Error> {
+/// Connects to a sentinel within the connect timeout; the handle resolves
+/// when the connection ends.
+async fn connect(
+    settings: &SentinelSettings,
+    client: &SentinelClient,
+) -> Result<ConnectHandle, Error> {
     match tokio::time::timeout(settings.connect_timeout, client.init()).await {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(handle)) => Ok(handle),
         Ok(Err(err)) => Err(err.into()),
         Err(_) => Err(Error::timeout("timed out connecting to the sentinel")),
     }
@@ -77,7 +82,7 @@ async fn connect(settings: &SentinelSettings, client: &SentinelClient) -> Result
 pub async fn discover(settings: &SentinelSettings) -> Result<Topology, Error> {
     let mut last_error = None;
     for (index, (host, port)) in settings.sentinels.iter().enumerate() {
-        let client = settings.client(host, *port);
+        let client = settings.client(host, *port)?;
         let attempt = async {
             connect(settings, &client).await?;
             query(&client, settings, &FormerMasters::default(), "").await
@@ -154,17 +159,12 @@ async fn watch_one(
     former_masters: &mut FormerMasters,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<bool, Error> {
-    let commands = settings.client(host, port);
-    let events = settings.client(host, port);
+    let commands = settings.client(host, port)?;
+    let events = settings.client(host, port)?;
     let result = async {
         let mut messages = events.message_rx();
         connect(settings, &commands).await?;
-        let mut events_connection =
-            match tokio::time::timeout(settings.connect_timeout, events.init()).await {
-                Ok(Ok(handle)) => handle,
-                Ok(Err(err)) => return Err(err.into()),
-                Err(_) => return Err(Error::timeout("timed out connecting to the sentinel")),
-            };
+        let mut events_connection = connect(settings, &events).await?;
         let channels: Vec<String> = SENTINEL_EVENTS.iter().map(|e| (*e).to_owned()).collect();
         events.subscribe(channels).await?;
         refresh(&commands, settings, topology, former_masters).await?;
