@@ -163,6 +163,33 @@ async fn master_failover_resumes_publishing_without_restart() -> anyhow::Result<
         settled,
     );
     assert!(late_sent > 0);
+    if late_lost > 0 {
+        let missing: Vec<_> = load::missing(
+            &emits.log,
+            &got_b.seq,
+            promoted + Duration::from_secs(1),
+            settled,
+        )
+        .into_iter()
+        .map(|s| (s.n, s.at.saturating_duration_since(promoted)))
+        .collect();
+        let received: Vec<_> = load::snapshot(&got_b.seq)
+            .into_iter()
+            .filter(|r| missing.iter().any(|(n, _)| (r.n - n).abs() <= 3))
+            .map(|r| (r.n, r.at.saturating_duration_since(promoted)))
+            .collect();
+        let metrics = gw_b.scrape().await.unwrap_or_default();
+        let drops: Vec<&str> = metrics
+            .lines()
+            .filter(|l| l.contains("dropped") && !l.starts_with('#'))
+            .collect();
+        eprintln!(
+            "[sentinel failover] lost on gw-b (n, sent after the promotion): {missing:?}; \
+             received around them: {received:?}\ngw-b drop counters:\n{}\ngw-b logs:\n{}",
+            drops.join("\n"),
+            gw_b.logs().text()
+        );
+    }
     assert_eq!(
         late_lost, 0,
         "messages published after the failover were lost"
