@@ -48,6 +48,7 @@ use crate::{
     metrics::{MessageKind, RequestKind},
     payload::{event_payload, PayloadFormat},
     state::{NamespaceOps, Shared},
+    transport::Lane,
 };
 
 /// Extra wait after the ack timeout for remote acks to cross Redis.
@@ -139,6 +140,17 @@ impl<E: SocketEmitter> RedisAdapter<E> {
         ClusterHandle {
             shared: self.shared.clone(),
         }
+    }
+
+    /// The channels this namespace subscribes on the request lane: requests
+    /// to every node, responses to every node (the emitter's), and
+    /// responses to this node.
+    fn request_lane_channels(&self) -> Vec<String> {
+        vec![
+            self.channels.request().to_owned(),
+            self.channels.response().to_owned(),
+            self.specific_response.clone(),
+        ]
     }
 
     pub(crate) fn response_channel(&self, requester: Option<&str>) -> String {
@@ -284,20 +296,12 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
                 ops,
             );
             tokio::spawn(self.clone().run_worker(broadcast_rx, control_rx));
-            self.shared
-                .broadcast_subscriber
-                .add(&[], &[self.channels.broadcast_pattern()])
+            let transport = &self.shared.transport;
+            transport
+                .subscribe(Lane::Broadcasts, &[], &[self.channels.broadcast_pattern()])
                 .await?;
-            self.shared
-                .request_subscriber
-                .add(
-                    &[
-                        self.channels.request().to_owned(),
-                        self.channels.response().to_owned(),
-                        self.specific_response.clone(),
-                    ],
-                    &[],
-                )
+            transport
+                .subscribe(Lane::Requests, &self.request_lane_channels(), &[])
                 .await?;
             tracing::info!(nsp = %self.nsp, uid = %self.shared.uid, "namespace joined the cluster");
             on_success();
@@ -309,15 +313,14 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
         // Synchronous part first: socketioxide may poll this only once.
         self.shared.unregister_route(&self.nsp);
         let shared = self.shared.clone();
-        let pattern = self.channels.broadcast_pattern();
-        let channels = vec![
-            self.channels.request().to_owned(),
-            self.channels.response().to_owned(),
-            self.specific_response.clone(),
-        ];
+        let patterns = [self.channels.broadcast_pattern()];
+        let channels = self.request_lane_channels();
         tokio::spawn(async move {
-            shared.broadcast_subscriber.remove(&[], &[pattern]).await;
-            shared.request_subscriber.remove(&channels, &[]).await;
+            let transport = &shared.transport;
+            transport
+                .unsubscribe(Lane::Broadcasts, &[], &patterns)
+                .await;
+            transport.unsubscribe(Lane::Requests, &channels, &[]).await;
         });
         Ok(())
     }

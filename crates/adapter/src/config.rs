@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
+use crate::error::{Error, InvalidField};
 
 /// How a gateway picks the server its broadcast subscriber connects to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -237,17 +237,6 @@ impl AdapterConfig {
             random_seed,
         )
     }
-}
-
-/// A configuration field that cannot be used, and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {reason}")]
-pub struct InvalidField {
-    /// The field's name, as in [`AdapterConfig`] (and after `redis.` in the
-    /// gateway's keys).
-    pub field: &'static str,
-    /// What is wrong with its value.
-    pub reason: String,
 }
 
 fn check_redis_url(field: &'static str, url: &str) -> Result<(), InvalidField> {

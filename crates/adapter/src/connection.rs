@@ -24,8 +24,29 @@ pub(crate) fn build_publisher(master: &Endpoint, config: &AdapterConfig) -> Resu
     Ok(builder.build()?)
 }
 
+/// A command connection used for `PUBSUB NUMSUB` (and `INFO replication`)
+/// on one replica.
+#[derive(Debug, Clone)]
+pub(crate) struct Counter {
+    pub addr: String,
+    pub label: String,
+    pub client: Client,
+}
+
+/// A [`Counter`] on `endpoint`, connecting in the background: a dead
+/// replica must not block start-up.
+pub(crate) fn new_counter(endpoint: &Endpoint, config: &AdapterConfig) -> Result<Counter, Error> {
+    let client = build_counter(endpoint, config)?;
+    let _task = fred::interfaces::ClientLike::connect(&client);
+    Ok(Counter {
+        addr: endpoint.addr.clone(),
+        label: endpoint.label.clone(),
+        client,
+    })
+}
+
 /// A command connection to a replica, only used for `PUBSUB NUMSUB`.
-pub(crate) fn build_counter(endpoint: &Endpoint, config: &AdapterConfig) -> Result<Client, Error> {
+fn build_counter(endpoint: &Endpoint, config: &AdapterConfig) -> Result<Client, Error> {
     let connect_timeout = config.connect_timeout();
     let mut builder = client::builder(
         endpoint.config.clone(),

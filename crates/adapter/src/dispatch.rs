@@ -1,14 +1,20 @@
 //! Routing what the subscribers receive: each message goes, by its channel,
-//! to its namespace's broadcast or control queue (or to a pending request),
-//! with only cheap checks on the subscriber's forwarding task.
+//! to its namespace's broadcast or control queue, with only cheap checks on
+//! the subscriber's forwarding task. The [`Dispatcher`] knows nothing of the
+//! rest of the state, so the transport's sink can hold it directly.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::{
-    inbound::Inbound,
-    metrics::{DropReason, GarbageKind, MessageKind},
-    state::Shared,
+    garbage::GarbageLog,
+    inbound::{Inbound, InboundSink},
+    metrics::{AdapterMetrics, DropReason, GarbageKind, MessageKind},
 };
 
 /// A broadcast waiting for its namespace worker.
@@ -38,12 +44,59 @@ pub(crate) struct NamespaceRoute {
     pub control: mpsc::Sender<ControlItem>,
 }
 
-impl Shared {
+/// Routes inbound messages to the namespace queues of one node.
+#[derive(Debug)]
+pub(crate) struct Dispatcher {
+    pub uid: String,
+    pub prefix: String,
+    /// The legacy emitter's channel, `prefix#emitter` (see
+    /// [`wire::legacy_emitter_channel`]).
+    pub legacy_channel: String,
+    routes: RwLock<HashMap<String, NamespaceRoute>>,
+    pub metrics: Arc<AdapterMetrics>,
+    pub garbage: Arc<GarbageLog>,
+}
+
+impl Dispatcher {
+    pub(crate) fn new(
+        uid: String,
+        prefix: String,
+        metrics: Arc<AdapterMetrics>,
+        garbage: Arc<GarbageLog>,
+    ) -> Self {
+        Self {
+            uid,
+            legacy_channel: wire::legacy_emitter_channel(&prefix),
+            prefix,
+            routes: RwLock::default(),
+            metrics,
+            garbage,
+        }
+    }
+
+    /// The sink a transport delivers to.
+    pub(crate) fn sink(self: &Arc<Self>) -> InboundSink {
+        let this = self.clone();
+        Arc::new(move |inbound: Inbound| this.dispatch(inbound))
+    }
+
+    pub(crate) fn add_route(&self, nsp: &str, route: NamespaceRoute) {
+        if let Ok(mut routes) = self.routes.write() {
+            routes.insert(nsp.to_owned(), route);
+        }
+    }
+
+    pub(crate) fn remove_route(&self, nsp: &str) {
+        if let Ok(mut routes) = self.routes.write() {
+            routes.remove(nsp);
+        }
+    }
+
     /// Route one inbound message to its namespace queue. Runs on the
     /// subscriber's forwarding task: only cheap checks here.
     pub(crate) fn dispatch(&self, inbound: Inbound) {
         let Inbound { channel, payload } = inbound;
-        let prefix = self.config.prefix.as_str();
+        let prefix = self.prefix.as_str();
         let Some(rest) = channel.strip_prefix(prefix) else {
             self.garbage.report(
                 &self.metrics,

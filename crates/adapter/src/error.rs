@@ -18,7 +18,7 @@ pub enum Error {
     Connection(redis_layer::Error),
     /// A configuration field cannot be used.
     #[error("invalid adapter configuration: {0}")]
-    InvalidConfig(#[from] crate::config::InvalidField),
+    InvalidConfig(#[from] InvalidField),
     /// A namespace name cannot be used in a channel name.
     #[error("namespace {0:?} contains '#', which the channel names cannot carry")]
     InvalidNamespace(String),
@@ -56,6 +56,17 @@ impl From<Error> for AdapterError {
     fn from(err: Error) -> Self {
         AdapterError::from(Box::new(err) as Box<dyn std::error::Error + Send>)
     }
+}
+
+/// A configuration field that cannot be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct InvalidField {
+    /// The field's name, as in [`crate::AdapterConfig`] (and after `redis.` in the
+    /// gateway's keys).
+    pub field: &'static str,
+    /// What is wrong with its value.
+    pub reason: String,
 }
 
 /// Errors of namespace initialisation (`io.ns(..).await`).

@@ -3,92 +3,22 @@
 //! counts, socket details), and the public types it hands out.
 
 use std::{
-    fmt,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use fred::interfaces::ClientLike;
 use socketioxide_core::Sid;
 use wire::{Channels, Request, Response};
-
-use redis_layer::connected_addr;
 
 use crate::{
     config::AdapterConfig,
     error::Error,
     metrics::{AdapterMetrics, MessageKind, RequestKind},
-    state::{replication_offset, Counter, Shared},
+    server_side::ServerSideEmit,
+    socket_details::SocketDetails,
+    state::Shared,
+    transport::Readiness,
 };
-
-/// Extra information about a local socket for remote `fetchSockets`
-/// answers: Node's `handshake` and `data`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SocketDetails {
-    /// `{headers,time,address,xdomain,secure,issued,url,query,auth}`.
-    pub handshake: serde_json::Value,
-    /// The application's `socket.data`.
-    pub data: serde_json::Value,
-}
-
-/// Looks up [`SocketDetails`] of a local socket: `(namespace, socket id)`.
-pub type SocketDetailsProvider = Arc<dyn Fn(&str, Sid) -> Option<SocketDetails> + Send + Sync>;
-
-/// Handler of incoming server-side emits of one namespace.
-pub type ServerSideEmitHandler = Arc<dyn Fn(ServerSideEmit) + Send + Sync>;
-
-/// A server-side emit (`io.serverSideEmit`) received from another node.
-#[derive(Debug)]
-pub struct ServerSideEmit {
-    /// The namespace it was emitted on.
-    pub nsp: String,
-    /// The uid of the sending node (`"emitter"` for redis-emitter).
-    pub from: Option<String>,
-    /// `[event, ..args]`.
-    pub data: Vec<serde_json::Value>,
-    /// Present when the sender waits for an acknowledgement.
-    pub ack: Option<ServerSideAck>,
-}
-
-impl ServerSideEmit {
-    /// The event name, when the first element is a string.
-    pub fn event(&self) -> Option<&str> {
-        self.data.first().and_then(|v| v.as_str())
-    }
-    /// The arguments after the event name.
-    pub fn args(&self) -> &[serde_json::Value] {
-        self.data.get(1..).unwrap_or(&[])
-    }
-}
-
-/// Answers one server-side emit. Only the first answer counts, as in Node.
-pub struct ServerSideAck {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) channel: String,
-    pub(crate) request_id: String,
-}
-
-impl fmt::Debug for ServerSideAck {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerSideAck")
-            .field("channel", &self.channel)
-            .field("request_id", &self.request_id)
-            .finish()
-    }
-}
-
-impl ServerSideAck {
-    /// Send the acknowledgement back to the emitting node.
-    pub async fn send(self, data: serde_json::Value) -> Result<(), Error> {
-        let response = Response::ServerSideEmitAck {
-            request_id: self.request_id,
-            data: Some(data),
-        };
-        self.shared
-            .publish(&self.channel, response.encode(), MessageKind::Response)
-            .await
-    }
-}
 
 /// What a cluster request gathered.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,25 +45,6 @@ impl<T> Gathered<T> {
     /// Whether every expected node answered.
     pub fn complete(&self) -> bool {
         self.answered >= self.expected
-    }
-}
-
-/// Whether the adapter can do its job right now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Readiness {
-    /// The publisher connection to the master is up.
-    pub publisher_connected: bool,
-    /// The broadcast subscriber is connected with every subscription applied.
-    pub subscriber_ready: bool,
-    /// The request subscriber is ready (same as `subscriber_ready` unless
-    /// `requests_on_master`).
-    pub request_subscriber_ready: bool,
-}
-
-impl Readiness {
-    /// All connections are up.
-    pub fn is_ready(&self) -> bool {
-        self.publisher_connected && self.subscriber_ready && self.request_subscriber_ready
     }
 }
 
@@ -170,50 +81,17 @@ impl ClusterHandle {
     /// apply). `Some(0)` when subscribed on the master; `None` when the
     /// subscriber is not connected or a server did not answer in time.
     pub async fn replication_lag_bytes(&self) -> Option<i64> {
-        let addr = self.shared.broadcast_subscriber.server_addr()?;
-        if connected_addr(&self.shared.publisher).as_ref() == Some(&addr) {
-            return Some(0);
-        }
-        let replica = self
-            .shared
-            .counters
-            .read()
-            .ok()?
-            .iter()
-            .find(|counter| counter.addr == addr)
-            .map(|counter| counter.client.clone())?;
-        let timeout = self.shared.config.connect_timeout();
-        let (master, replica) = futures_util::future::join(
-            replication_offset(&self.shared.publisher, "master_repl_offset", timeout),
-            replication_offset(&replica, "slave_repl_offset", timeout),
-        )
-        .await;
-        Some((master? - replica?).max(0))
+        self.shared.transport.replication_lag_bytes().await
     }
 
     /// Connection and subscription state, for a readiness probe.
     pub fn readiness(&self) -> Readiness {
-        Readiness {
-            publisher_connected: self.shared.publisher.is_connected(),
-            subscriber_ready: self.shared.broadcast_subscriber.is_subscribed(),
-            request_subscriber_ready: self.shared.request_subscriber.is_subscribed(),
-        }
+        self.shared.transport.readiness()
     }
 
     /// Wait until [`Readiness::is_ready`], at most `timeout`.
     pub async fn wait_ready(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let left = |now: Instant| deadline.saturating_duration_since(now);
-        self.shared
-            .broadcast_subscriber
-            .wait_subscribed(left(Instant::now()))
-            .await
-            && self
-                .shared
-                .request_subscriber
-                .wait_subscribed(left(Instant::now()))
-                .await
-            && self.readiness().is_ready()
+        self.shared.transport.wait_subscribed(timeout).await && self.readiness().is_ready()
     }
 
     /// Number of nodes serving namespace `nsp`, this one included: the sum of
@@ -336,15 +214,6 @@ impl ClusterHandle {
     /// Stop the subscribers and close the connections.
     pub async fn shutdown(&self) {
         self.shared.shutdown.send_replace(true);
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.shared.publisher.quit()).await;
-        let counters: Vec<Counter> = self
-            .shared
-            .counters
-            .read()
-            .map(|c| c.clone())
-            .unwrap_or_default();
-        for counter in counters {
-            let _ = tokio::time::timeout(Duration::from_millis(200), counter.client.quit()).await;
-        }
+        self.shared.transport.close().await;
     }
 }

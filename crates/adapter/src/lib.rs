@@ -21,6 +21,9 @@
 //! // cluster.on_server_side_emit("/", |emit| { .. });
 //! ```
 //!
+//! For tests, [`MemoryBus`] stands in for Redis: nodes of one process on an
+//! in-memory bus that routes as one Redis server does.
+//!
 //! What socketioxide's adapter trait cannot express (server-side emit,
 //! fetching Node sockets whose ids are not socketioxide ids, node counts,
 //! metrics, readiness) is on [`ClusterHandle`].
@@ -39,26 +42,33 @@ mod garbage;
 mod handle;
 mod handoff;
 mod inbound;
+mod memory;
 mod metrics;
+mod outbound;
 mod payload;
 mod pending;
+mod redis_transport;
 mod requests;
+mod server_side;
+mod socket_details;
 mod startup;
 mod state;
 mod subscriber;
+mod transport;
 mod worker;
 
 pub use ack::ClusterAckStream;
 pub use adapter::{InitRes, RedisAdapter};
-pub use config::{AdapterConfig, InvalidField, SubscriberSelection};
-pub use error::{Error, InitError};
+pub use config::{AdapterConfig, SubscriberSelection};
+pub use error::{Error, InitError, InvalidField};
 pub use fields::{FieldDoc, FIELDS};
-pub use handle::{
-    ClusterHandle, Gathered, Readiness, ServerSideAck, ServerSideEmit, ServerSideEmitHandler,
-    SocketDetails, SocketDetailsProvider,
-};
+pub use handle::{ClusterHandle, Gathered};
+pub use memory::{MemoryBus, Watcher};
 pub use metrics::{
     AdapterMetrics, DropReason, GarbageKind, MessageKind, MetricsSnapshot, RequestKind,
     RequestOutcome, SendFailure,
 };
+pub use server_side::{ServerSideAck, ServerSideEmit, ServerSideEmitHandler};
+pub use socket_details::{SocketDetails, SocketDetailsProvider};
+pub use transport::Readiness;
 pub use wire::FetchedSocket;

@@ -14,9 +14,9 @@ use wire::{BroadcastPacket, Request, RequestOpts, Response};
 
 use crate::{
     adapter::{local_opts, RedisAdapter},
-    handle::ServerSideEmit,
     metrics::MessageKind,
     payload::first_ack_arg,
+    server_side::ServerSideEmit,
 };
 
 impl<E: SocketEmitter> RedisAdapter<E> {

@@ -3,7 +3,7 @@
 //! counters, and the followers that keep them on the topology.
 
 use std::{
-    sync::{Arc, Mutex, RwLock, Weak},
+    sync::{Arc, RwLock, Weak},
     time::{Duration, Instant},
 };
 
@@ -18,14 +18,14 @@ use redis_layer::{Endpoint, SentinelSettings, Topology, TopologyRx};
 use crate::{
     candidates::Candidates,
     config::{candidate_order, AdapterConfig},
-    connection::{build_counter, build_publisher},
+    connection::{build_publisher, new_counter, Counter},
     error::Error,
-    garbage::GarbageLog,
     handle::ClusterHandle,
-    inbound::{Inbound, InboundSink},
     metrics::AdapterMetrics,
-    state::{Counter, Shared},
+    redis_transport::RedisTransport,
+    state::Shared,
     subscriber::Subscriber,
+    transport::{Lane, Transport},
 };
 
 /// What Sentinel discovery leaves for the rest of the start-up: its
@@ -80,8 +80,8 @@ impl ClusterHandle {
             .iter()
             .map(|endpoint| new_counter(endpoint, &config))
             .collect::<Result<Vec<_>, Error>>()?;
-        let shared = build_shared(config, uid, publisher, counters, plan, metrics);
-        start(&shared, sentinel).await?;
+        let (shared, redis) = build_shared(config, uid, publisher, counters, plan, metrics);
+        start(&shared, &redis, sentinel).await?;
         Ok(Self { shared })
     }
 }
@@ -234,8 +234,9 @@ fn plan_subscribers(
     }
 }
 
-/// The shared state, its subscribers handing what they receive to its
-/// dispatcher (through a weak reference: the subscribers live in it).
+/// The shared state on Redis, its subscribers handing what they receive to
+/// its dispatcher. The Redis transport is returned too, for what only
+/// start-up and the topology follower do with it.
 fn build_shared(
     config: AdapterConfig,
     uid: String,
@@ -243,18 +244,8 @@ fn build_shared(
     counters: Vec<Counter>,
     plan: SubscriberPlan,
     metrics: Arc<AdapterMetrics>,
-) -> Arc<Shared> {
-    let (shutdown, shutdown_rx) = watch::channel(false);
-    let legacy_channel = wire::legacy_emitter_channel(&config.prefix);
-    Arc::new_cyclic(|weak: &Weak<Shared>| {
-        let sink: InboundSink = {
-            let weak = weak.clone();
-            Arc::new(move |inbound: Inbound| {
-                if let Some(shared) = weak.upgrade() {
-                    shared.dispatch(inbound);
-                }
-            })
-        };
+) -> (Arc<Shared>, Arc<RedisTransport>) {
+    Shared::build(config.clone(), uid, metrics.clone(), |sink, shutdown_rx| {
         let subscriber = |role, candidates, sink| {
             Subscriber::new(
                 role,
@@ -275,33 +266,26 @@ fn build_shared(
             let both = subscriber("all", plan.broadcast, sink);
             (both.clone(), both)
         };
-        Shared {
-            uid,
+        RedisTransport {
             publisher: publisher.clone(),
             counters: RwLock::new(counters),
             broadcast_subscriber,
             request_subscriber,
-            routes: RwLock::default(),
-            namespaces: RwLock::default(),
-            emit_handlers: RwLock::default(),
-            socket_details: RwLock::default(),
-            pending: Mutex::default(),
-            metrics: metrics.clone(),
-            garbage: GarbageLog::default(),
-            legacy_channel,
-            shutdown,
-            config: config.clone(),
+            answer_timeout: config.connect_timeout(),
         }
     })
 }
 
 /// Subscribes what every node needs, starts the subscribers and the
 /// topology followers, and waits (bounded) for the first subscriptions.
-async fn start(shared: &Arc<Shared>, sentinel: Option<Discovered>) -> Result<(), Error> {
+async fn start(
+    shared: &Arc<Shared>,
+    redis: &Arc<RedisTransport>,
+    sentinel: Option<Discovered>,
+) -> Result<(), Error> {
     if shared.config.legacy_emitter {
-        shared
-            .broadcast_subscriber
-            .add(std::slice::from_ref(&shared.legacy_channel), &[])
+        redis
+            .subscribe(Lane::Broadcasts, &[shared.legacy_channel().to_owned()], &[])
             .await?;
     }
     if let Some(discovered) = sentinel {
@@ -311,20 +295,18 @@ async fn start(shared: &Arc<Shared>, sentinel: Option<Discovered>) -> Result<(),
             shared.shutdown.subscribe(),
         );
         spawn_topology_follower(
-            Arc::downgrade(shared),
+            Arc::downgrade(redis),
+            shared.config.clone(),
             discovered.topology_rx,
-            !shared.config.replica_urls.is_empty(),
         );
     }
-    let _supervisor = shared.broadcast_subscriber.spawn();
+    let _supervisor = redis.broadcast_subscriber.spawn();
     if shared.config.requests_on_master {
-        let _supervisor = shared.request_subscriber.spawn();
+        let _supervisor = redis.request_subscriber.spawn();
     }
-    let known_replicas = shared.counters.read().map(|c| c.len()).unwrap_or(0);
+    let known_replicas = redis.counters.read().map(|c| c.len()).unwrap_or(0);
     let wait = shared.config.connect_timeout() * (known_replicas as u32 + 2);
-    let subscribed = shared.broadcast_subscriber.wait_subscribed(wait).await
-        && shared.request_subscriber.wait_subscribed(wait).await;
-    if !subscribed {
+    if !redis.wait_subscribed(wait).await {
         tracing::warn!("no subscriber connection yet, retrying in the background");
     }
     tracing::info!(uid = %shared.uid, "redis adapter connected");
@@ -337,40 +319,34 @@ fn fnv(bytes: &[u8]) -> u64 {
     })
 }
 
-fn new_counter(endpoint: &Endpoint, config: &AdapterConfig) -> Result<Counter, Error> {
-    let client = build_counter(endpoint, config)?;
-    // Connect in the background: a dead replica must not block start-up.
-    let _task = client.connect();
-    Ok(Counter {
-        addr: endpoint.addr.clone(),
-        label: endpoint.label.clone(),
-        client,
-    })
-}
-
 /// Under Sentinel: keep the publisher on the master, and one node counter
 /// per discovered replica.
-fn spawn_topology_follower(shared: Weak<Shared>, mut topology: TopologyRx, fixed_replicas: bool) {
-    if let Some(strong) = shared.upgrade() {
+fn spawn_topology_follower(
+    redis: Weak<RedisTransport>,
+    config: AdapterConfig,
+    mut topology: TopologyRx,
+) {
+    if let Some(strong) = redis.upgrade() {
         // Ends with the topology watcher, at shutdown.
         redis_layer::spawn_publisher_follower(
             strong.publisher.clone(),
             topology.clone(),
-            strong.config.sentinel_poll_interval(),
-            strong.config.connect_timeout() * 2,
+            config.sentinel_poll_interval(),
+            config.connect_timeout() * 2,
         );
     }
-    if fixed_replicas {
+    if !config.replica_urls.is_empty() {
+        // Configured replicas are counted, whatever the sentinels say.
         return;
     }
     tokio::spawn(async move {
         while topology.changed().await.is_ok() {
-            let Some(shared) = shared.upgrade() else {
+            let Some(redis) = redis.upgrade() else {
                 return;
             };
             let current = topology.borrow_and_update().clone();
             let (removed, added) = {
-                let Ok(mut counters) = shared.counters.write() else {
+                let Ok(mut counters) = redis.counters.write() else {
                     return;
                 };
                 let (kept, removed): (Vec<Counter>, Vec<Counter>) = counters
@@ -380,7 +356,7 @@ fn spawn_topology_follower(shared: Weak<Shared>, mut topology: TopologyRx, fixed
                 *counters = kept;
                 for replica in &current.replicas {
                     if counters.iter().all(|c| c.addr != replica.addr) {
-                        match new_counter(replica, &shared.config) {
+                        match new_counter(replica, &config) {
                             Ok(counter) => {
                                 added.push(counter.label.clone());
                                 counters.push(counter);

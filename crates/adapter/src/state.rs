@@ -1,47 +1,34 @@
-//! The state shared by every namespace of one gateway: the Redis
-//! connections, the namespaces registered with them, and the node count.
+//! The state shared by every namespace of one gateway: its bus to the other
+//! nodes ([`crate::transport`]), what it sends ([`crate::outbound`]) and
+//! receives ([`crate::dispatch`]), the namespaces registered on it, and the
+//! node count.
 //! The rest of it is in the modules around: [`crate::handle`] (what the
 //! application sees), [`crate::startup`] (connecting it all),
-//! [`crate::pending`] (requests waiting for answers) and
-//! [`crate::dispatch`] (routing what the subscribers receive).
+//! and [`crate::pending`] (requests waiting for answers).
 
 use std::{
     collections::HashMap,
     fmt,
     sync::{Arc, Mutex, RwLock, Weak},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
-use bytes::Bytes;
-use fred::{
-    clients::Client,
-    interfaces::{ClientLike, PubsubInterface},
-    types::{InfoKind, Value as RedisValue},
-};
 use socketioxide_core::Sid;
 use tokio::sync::{mpsc, watch};
-use tracing::Instrument;
 use wire::{Channels, Response};
-
-use redis_layer::info::info_int;
 
 use crate::{
     config::AdapterConfig,
-    dispatch::NamespaceRoute,
+    dispatch::{Dispatcher, NamespaceRoute},
     error::Error,
     garbage::GarbageLog,
-    handle::{ServerSideAck, ServerSideEmitHandler, SocketDetails, SocketDetailsProvider},
+    inbound::InboundSink,
     metrics::{AdapterMetrics, MessageKind, RequestKind, RequestOutcome},
-    subscriber::Subscriber,
+    outbound::Outbound,
+    server_side::{ServerSideAck, ServerSideEmitHandler},
+    socket_details::{SocketDetails, SocketDetailsProvider},
+    transport::Transport,
 };
-
-/// A command connection used for `PUBSUB NUMSUB` on one replica.
-#[derive(Debug, Clone)]
-pub(crate) struct Counter {
-    pub addr: String,
-    pub label: String,
-    pub client: Client,
-}
 
 /// What the cluster API needs from a namespace, without knowing socketioxide's
 /// emitter type.
@@ -53,19 +40,16 @@ pub(crate) trait NamespaceOps: Send + Sync {
 pub(crate) struct Shared {
     pub config: AdapterConfig,
     pub uid: String,
-    pub publisher: Client,
-    /// One per replica; follows the topology under Sentinel.
-    pub(crate) counters: RwLock<Vec<Counter>>,
-    pub broadcast_subscriber: Arc<Subscriber>,
-    pub request_subscriber: Arc<Subscriber>,
-    pub(crate) routes: RwLock<HashMap<String, NamespaceRoute>>,
+    /// Redis, or the in-memory bus of tests.
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) outbound: Outbound,
+    pub(crate) dispatcher: Arc<Dispatcher>,
     pub(crate) namespaces: RwLock<HashMap<String, Weak<dyn NamespaceOps>>>,
     pub(crate) emit_handlers: RwLock<HashMap<String, ServerSideEmitHandler>>,
     pub(crate) socket_details: RwLock<Option<SocketDetailsProvider>>,
     pub(crate) pending: Mutex<HashMap<String, mpsc::Sender<Response>>>,
     pub metrics: Arc<AdapterMetrics>,
-    pub garbage: GarbageLog,
-    pub(crate) legacy_channel: String,
+    pub garbage: Arc<GarbageLog>,
     pub(crate) shutdown: watch::Sender<bool>,
 }
 
@@ -79,6 +63,45 @@ impl fmt::Debug for Shared {
 }
 
 impl Shared {
+    /// The state of a node on the bus `make_transport` builds, and that
+    /// bus. The transport is handed the sink its subscriptions deliver to
+    /// (this node's dispatcher) and the shutdown signal.
+    pub(crate) fn build<T: Transport + 'static>(
+        config: AdapterConfig,
+        uid: String,
+        metrics: Arc<AdapterMetrics>,
+        make_transport: impl FnOnce(InboundSink, watch::Receiver<bool>) -> T,
+    ) -> (Arc<Self>, Arc<T>) {
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let garbage = Arc::new(GarbageLog::default());
+        let dispatcher = Arc::new(Dispatcher::new(
+            uid.clone(),
+            config.prefix.clone(),
+            metrics.clone(),
+            garbage.clone(),
+        ));
+        let transport = Arc::new(make_transport(dispatcher.sink(), shutdown_rx));
+        let outbound = Outbound {
+            transport: transport.clone(),
+            metrics: metrics.clone(),
+        };
+        let shared = Arc::new(Shared {
+            uid,
+            transport: transport.clone(),
+            outbound,
+            dispatcher,
+            namespaces: RwLock::default(),
+            emit_handlers: RwLock::default(),
+            socket_details: RwLock::default(),
+            pending: Mutex::default(),
+            metrics,
+            garbage,
+            shutdown,
+            config,
+        });
+        (shared, transport)
+    }
+
     pub(crate) fn channels(&self, nsp: &str) -> Channels {
         Channels::new(&self.config.prefix, nsp)
     }
@@ -89,24 +112,12 @@ impl Shared {
         payload: Vec<u8>,
         kind: MessageKind,
     ) -> Result<(), Error> {
-        if kind == MessageKind::Broadcast {
-            self.metrics.broadcast_published(&payload);
-        }
-        let result: Result<i64, _> = self
-            .publisher
-            .publish(channel, Bytes::from(payload))
-            .instrument(tracing::debug_span!("redis_publish", channel))
-            .await;
-        match result {
-            Ok(_) => {
-                self.metrics.published(kind);
-                Ok(())
-            }
-            Err(err) => {
-                tracing::warn!(channel, %err, "publish failed");
-                Err(err.into())
-            }
-        }
+        self.outbound.publish(channel, payload, kind).await
+    }
+
+    /// The legacy emitter's channel.
+    pub(crate) fn legacy_channel(&self) -> &str {
+        &self.dispatcher.legacy_channel
     }
 
     pub(crate) fn register_route(
@@ -115,18 +126,14 @@ impl Shared {
         route: NamespaceRoute,
         ops: Weak<dyn NamespaceOps>,
     ) {
-        if let Ok(mut routes) = self.routes.write() {
-            routes.insert(nsp.to_owned(), route);
-        }
+        self.dispatcher.add_route(nsp, route);
         if let Ok(mut namespaces) = self.namespaces.write() {
             namespaces.insert(nsp.to_owned(), ops);
         }
     }
 
     pub(crate) fn unregister_route(&self, nsp: &str) {
-        if let Ok(mut routes) = self.routes.write() {
-            routes.remove(nsp);
-        }
+        self.dispatcher.remove_route(nsp);
         if let Ok(mut namespaces) = self.namespaces.write() {
             namespaces.remove(nsp);
         }
@@ -144,56 +151,17 @@ impl Shared {
         let provider = self.socket_details.read().ok().and_then(|p| p.clone());
         provider
             .and_then(|provider| provider(nsp, sid))
-            .unwrap_or_else(|| SocketDetails {
-                handshake: serde_json::json!({}),
-                data: serde_json::Value::Null,
-            })
+            .unwrap_or_else(SocketDetails::unknown)
     }
 
-    pub(crate) fn server_side_ack(
-        self: &Arc<Self>,
-        channel: String,
-        request_id: String,
-    ) -> ServerSideAck {
-        ServerSideAck {
-            shared: self.clone(),
-            channel,
-            request_id,
-        }
+    pub(crate) fn server_side_ack(&self, channel: String, request_id: String) -> ServerSideAck {
+        ServerSideAck::new(self.outbound.clone(), channel, request_id)
     }
 
     pub(crate) async fn server_count(&self, nsp: &str) -> Result<usize, Error> {
         let started = Instant::now();
         let channel = self.channels(nsp).request().to_owned();
-        let span = tracing::debug_span!("redis_numsub", channel = %channel);
-        let result = async {
-            let master = numsub(&self.publisher, &channel).await;
-            let counters: Vec<Counter> = self
-                .counters
-                .read()
-                .map(|c| c.clone())
-                .unwrap_or_default();
-            let replicas = futures_util::future::join_all(counters.iter().map(|Counter { label, client, .. }| {
-                let channel = channel.clone();
-                async move {
-                    match tokio::time::timeout(self.config.connect_timeout(), numsub(client, &channel)).await {
-                        Ok(Ok(count)) => count,
-                        Ok(Err(err)) => {
-                            tracing::debug!(replica = %label, %err, "NUMSUB failed, counting 0");
-                            0
-                        }
-                        Err(_) => {
-                            tracing::debug!(replica = %label, "NUMSUB timed out, counting 0");
-                            0
-                        }
-                    }
-                }
-            }))
-            .await;
-            Ok::<_, Error>(master? + replicas.into_iter().sum::<usize>())
-        }
-        .instrument(span)
-        .await;
+        let result = self.transport.subscriber_count(&channel).await;
         match &result {
             Ok(count) => {
                 self.metrics.set_counted_nodes(*count as u64);
@@ -216,32 +184,7 @@ impl Shared {
     pub(crate) async fn remote_node_count(&self, nsp: &str) -> Result<usize, Error> {
         let total = self.server_count(nsp).await?;
         // We are only in the count while our request subscriber is subscribed.
-        let own = usize::from(self.request_subscriber.is_subscribed());
+        let own = usize::from(self.transport.readiness().request_subscriber_ready);
         Ok(total.saturating_sub(own))
     }
-}
-
-/// One offset of `INFO replication` on `client`'s server, `None` if it did
-/// not answer within `timeout`.
-pub(crate) async fn replication_offset(
-    client: &Client,
-    field: &str,
-    timeout: Duration,
-) -> Option<i64> {
-    let info: String = tokio::time::timeout(timeout, client.info(Some(InfoKind::Replication)))
-        .await
-        .ok()?
-        .ok()?;
-    info_int(&info, field)
-}
-
-async fn numsub(client: &Client, channel: &str) -> Result<usize, Error> {
-    let reply: RedisValue = client.pubsub_numsub(channel).await?;
-    // [channel, count] (RESP2 array) or {channel: count} (RESP3 map).
-    let count = match reply {
-        RedisValue::Array(items) => items.get(1).and_then(|v| v.as_i64()),
-        RedisValue::Map(map) => map.inner().into_iter().next().and_then(|(_, v)| v.as_i64()),
-        _ => None,
-    };
-    Ok(count.and_then(|c| usize::try_from(c).ok()).unwrap_or(0))
 }

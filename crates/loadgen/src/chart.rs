@@ -183,3 +183,24 @@ fn draw_panel(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::chart;
+    use crate::report::tests::{three_stacks, with_max_rate};
+
+    #[test]
+    fn max_rate_is_labelled_max() {
+        let svg = chart(&with_max_rate());
+        assert!(svg.contains("1k clients × max msg/s"), "{svg}");
+    }
+
+    #[test]
+    fn one_line_per_stack_and_panel_and_lossy_points_hollow() {
+        let svg = chart(&three_stacks());
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        // Three panels × three stacks, one line each; node's lossy point hollow.
+        assert_eq!(svg.matches("<path").count(), 9);
+        assert_eq!(svg.matches(r##"fill="white" stroke="#2b8a3e""##).count(), 3);
+    }
+}

@@ -12,13 +12,15 @@
 //!   latency histograms;
 //! - [`procfs`]: server CPU time and memory from `/proc`;
 //! - [`floor`]: the minimal relay server used as the machine's limit;
-//! - [`report`]: merging run results into the JSON and markdown table of
-//!   `make bench`, and [`chart`] its SVG chart.
+//! - [`report`]: merging run results into the summary and markdown table
+//!   of `make bench`, [`chart`] its SVG chart, and [`output`] writing the
+//!   three files.
 
 pub mod chart;
 pub mod client;
 pub mod floor;
 pub mod outcome;
+pub mod output;
 pub mod payload;
 pub mod procfs;
 pub mod report;

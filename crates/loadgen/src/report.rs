@@ -1,19 +1,13 @@
-//! Merging the run reports of a benchmark into what a reader sees: one JSON
-//! file with every number, a markdown table for the README and an SVG chart
-//! of throughput and p99 against load for each server stack.
-//!
-//! The chart is written by hand as SVG (a few polylines and labels) rather
-//! than through a plotting crate, so the benchmark needs no font or image
-//! libraries on the machine.
+//! Merging the run reports of a benchmark into what a reader sees: the
+//! summary (every number, saved as JSON) and the markdown table for the
+//! README. The SVG chart of the same report is in [`crate::chart`]; writing
+//! the three files, in [`crate::output`].
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::path::PathBuf;
 
-use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::chart::chart;
 use crate::scenario::{RunReport, Scenario, Source, StepReport};
 
 /// The latency a step may have and still count towards capacity.
@@ -29,25 +23,6 @@ pub(crate) const STACKS: &[(&str, &str)] = &[
     ("socketioxide-redis", "#1c7ed6"),
     ("floor", "#495057"),
 ];
-
-#[derive(Debug, clap::Args)]
-pub struct ReportArgs {
-    /// Directory receiving `<name>.json`, `<name>.md` and `<name>.svg`.
-    #[arg(long)]
-    pub out_dir: PathBuf,
-    /// Base name of the outputs, usually the date.
-    #[arg(long)]
-    pub name: String,
-    /// Free text describing the machine (cores, memory, CPU model).
-    #[arg(long, default_value = "")]
-    pub machine: String,
-    /// Free text describing CPU pinning and other conditions.
-    #[arg(long, default_value = "")]
-    pub notes: String,
-    /// Run reports written by `loadgen ... --json`.
-    #[arg(required = true)]
-    pub runs: Vec<PathBuf>,
-}
 
 /// Everything a benchmark produced.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -153,29 +128,6 @@ pub(crate) fn human(n: f64) -> String {
     } else {
         format!("{n:.0}")
     }
-}
-
-/// Loads the run files and writes the three outputs.
-pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
-    let mut runs = Vec::new();
-    for path in &args.runs {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let run: RunReport =
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        runs.push(run);
-    }
-    let report = build(&args.name, &args.machine, &args.notes, runs);
-    std::fs::create_dir_all(&args.out_dir)?;
-    let base = args.out_dir.join(&args.name);
-    std::fs::write(
-        base.with_extension("json"),
-        serde_json::to_string_pretty(&report)?,
-    )?;
-    std::fs::write(base.with_extension("md"), markdown(&report))?;
-    std::fs::write(base.with_extension("svg"), chart(&report))?;
-    println!("wrote {}.json, .md and .svg", base.display());
-    Ok(())
 }
 
 /// Computes the summary of `runs`.
@@ -465,11 +417,11 @@ pub(crate) fn xml(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::stats::LatencySummary;
 
-    fn run(
+    pub(crate) fn run(
         label: &str,
         scenario: Scenario,
         clients: usize,
@@ -521,8 +473,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn as_fast_as_possible_sorts_last_and_is_named_max() {
+    /// One stack at 100 msg/s and as fast as possible (rate 0).
+    pub(crate) fn with_max_rate() -> BenchReport {
         let runs = vec![run(
             "rust",
             Scenario::Fanout,
@@ -532,15 +484,18 @@ mod tests {
                 (100.0, 1_000_000, 1_000_000, 9.0, 5.0),
             ],
         )];
-        let report = build("test", "", "", runs);
+        build("test", "", "", runs)
+    }
+
+    #[test]
+    fn as_fast_as_possible_sorts_last_and_is_named_max() {
+        let report = with_max_rate();
         let md = markdown(&report);
         let (at_100, at_max) = (
             md.find("1k clients × 100 msg/s").expect("100 msg/s row"),
             md.find("1k clients × max msg/s").expect("max row"),
         );
         assert!(at_100 < at_max, "{md}");
-        let svg = chart(&report);
-        assert!(svg.contains("1k clients × max msg/s"), "{svg}");
 
         // No percentage of a floor that lost messages.
         let runs = vec![
@@ -608,8 +563,9 @@ mod tests {
         assert!(md.contains("not measured"), "{md}");
     }
 
-    #[test]
-    fn summary_compares_stacks_at_common_steps() {
+    /// Rust, Node (lossy at 100 msg/s) and the floor in fanout, and an
+    /// idle run.
+    pub(crate) fn three_stacks() -> BenchReport {
         let runs = vec![
             run(
                 "rust",
@@ -640,7 +596,12 @@ mod tests {
             ),
             run("rust", Scenario::Idle, 5000, &[]),
         ];
-        let report = build("test", "2 cores", "", runs);
+        build("test", "2 cores", "", runs)
+    }
+
+    #[test]
+    fn summary_compares_stacks_at_common_steps() {
+        let report = three_stacks();
         let s = &report.summary;
         // Node lost messages at 100 msg/s: compared at 10 msg/s (4x).
         assert_eq!(s.cost_vs_node, Some(4.0));
@@ -666,10 +627,5 @@ mod tests {
             md.contains("| ≥ 5× | 4.00× (at 1k clients × 10 msg/s × 1000 B) |"),
             "{md}"
         );
-        let svg = chart(&report);
-        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-        // Three panels × three stacks, one line each; node's lossy point hollow.
-        assert_eq!(svg.matches("<path").count(), 9);
-        assert_eq!(svg.matches(r##"fill="white" stroke="#2b8a3e""##).count(), 3);
     }
 }

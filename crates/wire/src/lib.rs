@@ -14,6 +14,7 @@
 pub mod broadcast;
 pub mod channel;
 mod error;
+pub mod glob;
 pub mod legacy;
 mod msgpack;
 pub mod request;
@@ -24,6 +25,7 @@ pub use broadcast::{
 };
 pub use channel::{legacy_emitter_channel, Channels};
 pub use error::DecodeError;
+pub use glob::pattern_matches;
 pub use legacy::LegacyEmitterMessage;
 pub use request::{Request, RequestOpts, RequestType};
 pub use response::{FetchedSocket, Response};

@@ -6,8 +6,8 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use rmpv::Value;
 use wire::{
-    BroadcastFlags, BroadcastMessage, BroadcastOpts, BroadcastPacket, FetchedSocket,
-    LegacyEmitterMessage, PacketKind, Request, RequestOpts, Response,
+    pattern_matches, BroadcastFlags, BroadcastMessage, BroadcastOpts, BroadcastPacket, Channels,
+    FetchedSocket, LegacyEmitterMessage, PacketKind, Request, RequestOpts, Response,
 };
 
 fn text() -> impl Strategy<Value = String> {
@@ -390,5 +390,27 @@ proptest! {
     #[test]
     fn decoders_are_total_on_damaged_legacy_messages(message in legacy_message(), edits in edits()) {
         check_all_decoders(&mutate(message.encode(), edits));
+    }
+
+    /// The broadcast pattern of a namespace matches its base and room
+    /// channels and nothing of another namespace, glob characters in the
+    /// names included (namespaces never contain '#').
+    #[test]
+    fn broadcast_pattern_matches_only_its_namespace(
+        prefix in "[a-z.*?\\[\\]\\\\#-]{0,8}",
+        nsp in "/[a-z*?\\[\\]\\\\^-]{0,6}",
+        other in "/[a-z*?\\[\\]\\\\^-]{0,6}",
+        room in "[a-z*?#\\[\\]]{0,6}",
+    ) {
+        let channels = Channels::new(&prefix, &nsp);
+        let pattern = channels.broadcast_pattern();
+        prop_assert!(pattern_matches(&pattern, channels.broadcast()));
+        prop_assert!(pattern_matches(&pattern, &channels.broadcast_room(&room)));
+        prop_assert!(!pattern_matches(&pattern, channels.request()));
+        if other != nsp {
+            let others = Channels::new(&prefix, &other);
+            prop_assert!(!pattern_matches(&pattern, others.broadcast()));
+            prop_assert!(!pattern_matches(&pattern, &others.broadcast_room(&room)));
+        }
     }
 }

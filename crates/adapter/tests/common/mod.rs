@@ -3,6 +3,8 @@
 //! WebSocket Socket.IO client written against the protocol text format.
 #![allow(dead_code)]
 
+pub mod scenarios;
+
 use std::{sync::Arc, time::Duration};
 
 use adapter::{AdapterConfig, ClusterHandle, RedisAdapter, SubscriberSelection};
@@ -86,7 +88,11 @@ impl Gateway {
 
     /// With socketioxide's per-socket buffer set to `socket_buffer` packets.
     pub async fn start_with(config: AdapterConfig, socket_buffer: usize) -> anyhow::Result<Self> {
-        let cluster = ClusterHandle::connect(config).await?;
+        Self::start_on(ClusterHandle::connect(config).await?, socket_buffer).await
+    }
+
+    /// On a node already made (on Redis, or on a [`adapter::MemoryBus`]).
+    pub async fn start_on(cluster: ClusterHandle, socket_buffer: usize) -> anyhow::Result<Self> {
         let (layer, io) = SocketIo::builder()
             .ack_timeout(Duration::from_secs(2))
             .max_buffer_size(socket_buffer)
@@ -309,13 +315,49 @@ impl TestClient {
             }
             match tokio::time::timeout(left, self.inbox.recv()).await {
                 Err(_) => return Ok(()),
-                Ok(None) => return Ok(()),
+                // A dead or disconnected client would hear nothing either.
+                Ok(None) => bail!("{}: connection task ended", self.name),
+                Ok(Some(ClientMsg::Disconnected)) => bail!("{}: disconnected", self.name),
                 Ok(Some(ClientMsg::Event(event))) if event.name == name => {
                     bail!("{}: unexpected event {event:?}", self.name)
                 }
                 Ok(Some(_)) => {}
             }
         }
+    }
+
+    /// The events that arrive before the event named `marker`, which must
+    /// come within [`WAIT`]. Sent after something that must not arrive, a
+    /// marker proves the silence: whatever was going to arrive is ahead of
+    /// it, on the same ordered path.
+    pub async fn events_before(&mut self, marker: &str) -> anyhow::Result<Vec<Event>> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut before = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self
+                .next(left)
+                .await
+                .with_context(|| format!("waiting for marker {marker}"))?
+            {
+                ClientMsg::Event(event) if event.name == marker => return Ok(before),
+                ClientMsg::Event(event) => before.push(event),
+                ClientMsg::Ack(..) => {}
+                ClientMsg::Disconnected => bail!("{}: disconnected before {marker}", self.name),
+            }
+        }
+    }
+
+    /// Nothing arrives before the event named `marker` (see
+    /// [`Self::events_before`]).
+    pub async fn nothing_before(&mut self, marker: &str) -> anyhow::Result<()> {
+        let before = self.events_before(marker).await?;
+        anyhow::ensure!(
+            before.is_empty(),
+            "{}: unexpected before {marker}: {before:?}",
+            self.name
+        );
+        Ok(())
     }
 
     pub async fn disconnected(&mut self) -> anyhow::Result<()> {

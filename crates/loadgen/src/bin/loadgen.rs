@@ -31,7 +31,7 @@ enum Command {
         listen: String,
     },
     /// Merges run reports into <out-dir>/<name>.json, .md and .svg.
-    Report(loadgen::report::ReportArgs),
+    Report(loadgen::output::ReportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -151,7 +151,7 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("floor stopped: {stats:?}");
             return Ok(());
         }
-        Command::Report(args) => return loadgen::report::run(&args),
+        Command::Report(args) => return loadgen::output::run(&args),
     };
     let (config, json) = args.into_config(scenario);
     let report = tokio::select! {
