@@ -165,6 +165,7 @@ impl<E: SocketEmitter> RedisAdapter<E> {
         let shared = self.shared.clone();
         tokio::spawn(async move {
             let _ = shared
+                .outbound
                 .publish(&channel, response.encode(), MessageKind::Response)
                 .await;
         });
@@ -172,6 +173,7 @@ impl<E: SocketEmitter> RedisAdapter<E> {
 
     pub(crate) async fn publish_request(&self, request: Request) -> Result<(), Error> {
         self.shared
+            .outbound
             .publish(
                 self.channels.request(),
                 request.encode(),
@@ -584,6 +586,7 @@ impl<E: SocketEmitter> RedisAdapter<E> {
         };
         message.opts.flags.volatile = opts.has_flag(BroadcastFlags::Volatile);
         self.shared
+            .outbound
             .publish(&channel, message.encode(), MessageKind::Broadcast)
             .await
     }

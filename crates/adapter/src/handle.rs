@@ -141,6 +141,7 @@ impl ClusterHandle {
             data,
         };
         self.shared
+            .outbound
             .publish(channels.request(), request.encode(), MessageKind::Request)
             .await
     }
@@ -167,6 +168,7 @@ impl ClusterHandle {
             data,
         };
         shared
+            .outbound
             .publish(channels.request(), request.encode(), MessageKind::Request)
             .await?;
         let mut items = Vec::new();

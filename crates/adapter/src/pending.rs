@@ -197,12 +197,13 @@ impl Shared {
         let request_id = Sid::new().to_string();
         let mut pending = self.register_pending(&request_id, expected);
         let request = request(Some(self.uid.clone()), request_id);
-        self.publish(
-            self.channels(nsp).request(),
-            request.encode(),
-            MessageKind::Request,
-        )
-        .await?;
+        self.outbound
+            .publish(
+                self.channels(nsp).request(),
+                request.encode(),
+                MessageKind::Request,
+            )
+            .await?;
         let mut items = Vec::new();
         let answered = pending
             .collect(expected, started, |response| match items_of(response) {

@@ -220,6 +220,7 @@ impl<E: SocketEmitter> RedisAdapter<E> {
                 client_count: u64::from(client_count),
             };
             if shared
+                .outbound
                 .publish(&response_channel, count.encode(), MessageKind::Response)
                 .await
                 .is_err()
@@ -241,6 +242,7 @@ impl<E: SocketEmitter> RedisAdapter<E> {
                     packet,
                 };
                 let _ = shared
+                    .outbound
                     .publish(&response_channel, response.encode(), MessageKind::Response)
                     .await;
             }

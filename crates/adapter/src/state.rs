@@ -23,7 +23,7 @@ use crate::{
     error::Error,
     garbage::GarbageLog,
     inbound::InboundSink,
-    metrics::{AdapterMetrics, MessageKind, RequestKind, RequestOutcome},
+    metrics::{AdapterMetrics, RequestKind, RequestOutcome},
     outbound::Outbound,
     server_side::{ServerSideAck, ServerSideEmitHandler},
     socket_details::{SocketDetails, SocketDetailsProvider},
@@ -104,15 +104,6 @@ impl Shared {
 
     pub(crate) fn channels(&self, nsp: &str) -> Channels {
         Channels::new(&self.config.prefix, nsp)
-    }
-
-    pub(crate) async fn publish(
-        &self,
-        channel: &str,
-        payload: Vec<u8>,
-        kind: MessageKind,
-    ) -> Result<(), Error> {
-        self.outbound.publish(channel, payload, kind).await
     }
 
     /// The legacy emitter's channel.

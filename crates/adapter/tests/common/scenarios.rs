@@ -18,7 +18,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use super::{eventually, Gateway, TestClient, WAIT};
+use socketioxide::operators::BroadcastOperators;
+
+use super::{eventually, Adapter, Event, Gateway, TestClient, WAIT};
 
 fn err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("{e}")
@@ -29,13 +31,41 @@ pub async fn marker(gateway: &Gateway, marker: &str) -> anyhow::Result<()> {
     gateway.io.emit(marker, &()).await.map_err(err)
 }
 
-/// Each client gets nothing before `marker` (every connected client gets
-/// every marker: each must read it, or it stands before the next one).
-async fn nothing_before(clients: [&mut TestClient; 4], marker: &str) -> anyhow::Result<()> {
-    for client in clients {
-        client.nothing_before(marker).await?;
+/// After `gateway` sent `event`: broadcasts a marker from the same node and
+/// checks that, before it, each of `clients` (every client connected to
+/// `/`, since each gets the marker) received `event` once if its name is in
+/// `expected`, and nothing else. Returns what they received, in order.
+pub async fn heard(
+    gateway: &Gateway,
+    clients: &mut [TestClient],
+    event: &str,
+    expected: &[&str],
+) -> anyhow::Result<Vec<Event>> {
+    let marker_name = format!("after-{event}");
+    marker(gateway, &marker_name).await?;
+    let mut got = Vec::new();
+    for client in clients.iter_mut() {
+        let before = client.events_before(&marker_name).await?;
+        let names: Vec<&str> = before.iter().map(|e| e.name.as_str()).collect();
+        let wanted: &[&str] = if expected.contains(&client.name.as_str()) {
+            &[event]
+        } else {
+            &[]
+        };
+        anyhow::ensure!(
+            names == wanted,
+            "{} received {names:?} before {marker_name}, not {wanted:?}",
+            client.name
+        );
+        got.extend(before);
     }
-    Ok(())
+    Ok(got)
+}
+
+/// The ids of the sockets `operators` fetch across the cluster.
+async fn fetched_ids(operators: BroadcastOperators<Adapter>) -> anyhow::Result<BTreeSet<String>> {
+    let sockets = operators.fetch_sockets().await.map_err(err)?;
+    Ok(sockets.iter().map(|s| s.data().id.to_string()).collect())
 }
 
 /// Four clients: a on node 0, b on node 1, c and d on node 2; a, b and d
@@ -53,140 +83,77 @@ async fn four_clients(gateways: &[Gateway]) -> anyhow::Result<[TestClient; 4]> {
     Ok([a, b, c, d])
 }
 
+const EVERYONE: &[&str] = &["a", "b", "c", "d"];
+
 /// Every broadcast target reaches each of its sockets once, on every node.
 pub async fn broadcasts_reach_each_socket_once(gateways: &[Gateway]) -> anyhow::Result<()> {
-    let [mut a, mut b, mut c, mut d] = four_clients(gateways).await?;
+    let mut clients = four_clients(gateways).await?;
+    let b_sid = clients[1].sid.clone();
 
-    // Everyone, once.
-    gateways[0]
-        .io
-        .emit("all", &json!({"n": 1}))
-        .await
-        .map_err(err)?;
-    marker(&gateways[0], "m1").await?;
-    for client in [&mut a, &mut b, &mut c, &mut d] {
-        let before = client.events_before("m1").await?;
-        let names: Vec<&str> = before.iter().map(|e| e.name.as_str()).collect();
-        assert_eq!(names, ["all"], "{}", client.name);
-        assert_eq!(before[0].args, vec![json!({"n": 1})]);
-    }
+    let io = |i: usize| &gateways[i].io;
+    io(0).emit("all", &json!({"n": 1})).await.map_err(err)?;
+    let got = heard(&gateways[0], &mut clients, "all", EVERYONE).await?;
+    assert!(got.iter().all(|e| e.args == [json!({"n": 1})]), "{got:?}");
 
-    // One room (published on the room channel): a, b, d.
-    gateways[2].io.to("r1").emit("r1", "x").await.map_err(err)?;
-    marker(&gateways[2], "m2").await?;
-    for client in [&mut a, &mut b, &mut d] {
-        assert_eq!(client.event("r1").await?.args, vec![json!("x")]);
-    }
-    nothing_before([&mut a, &mut b, &mut c, &mut d], "m2").await?;
+    // One room (published on the room channel).
+    io(2).to("r1").emit("r1", "x").await.map_err(err)?;
+    let got = heard(&gateways[2], &mut clients, "r1", &["a", "b", "d"]).await?;
+    assert!(got.iter().all(|e| e.args == [json!("x")]), "{got:?}");
 
-    // A room with an exception: r1 except r2 = a, b.
-    gateways[1]
-        .io
-        .to("r1")
-        .except("r2")
-        .emit("r1-not-r2", &())
-        .await
-        .map_err(err)?;
-    marker(&gateways[1], "m3").await?;
-    a.event("r1-not-r2").await?;
-    b.event("r1-not-r2").await?;
-    nothing_before([&mut a, &mut b, &mut c, &mut d], "m3").await?;
+    // A room with an exception: r1 except r2.
+    let to = io(1).to("r1").except("r2");
+    to.emit("r1-not-r2", &()).await.map_err(err)?;
+    heard(&gateways[1], &mut clients, "r1-not-r2", &["a", "b"]).await?;
 
-    // Two rooms, each socket once: a, b, c, d.
-    gateways[0]
-        .io
+    // Two rooms, each socket once.
+    io(0)
         .to(["r1", "r2"])
         .emit("both", &())
         .await
         .map_err(err)?;
-    marker(&gateways[0], "m4").await?;
-    for client in [&mut a, &mut b, &mut c, &mut d] {
-        client.event("both").await?;
-    }
-    nothing_before([&mut a, &mut b, &mut c, &mut d], "m4").await?;
+    heard(&gateways[0], &mut clients, "both", EVERYONE).await?;
 
     // socket.broadcast(): everyone but the sender, on every node.
-    let sender = gateways[1]
-        .io
-        .get_socket(b.sid.parse().map_err(|_| err("sid"))?)
+    let sender = io(1)
+        .get_socket(b_sid.parse().map_err(|_| err("sid"))?)
         .ok_or_else(|| err("b"))?;
     sender.broadcast().emit("not-b", &()).await.map_err(err)?;
-    marker(&gateways[1], "m5").await?;
-    for client in [&mut a, &mut c, &mut d] {
-        client.event("not-b").await?;
-    }
-    nothing_before([&mut a, &mut b, &mut c, &mut d], "m5").await?;
+    heard(&gateways[1], &mut clients, "not-b", &["a", "c", "d"]).await?;
 
     // Binary from another node becomes attachments again.
-    gateways[0]
-        .io
-        .to("r2")
-        .emit("bin", &(Bytes::from_static(&[1, 2, 3]), "text"))
-        .await
-        .map_err(err)?;
-    marker(&gateways[0], "m6").await?;
-    for client in [&mut c, &mut d] {
-        let event = client.event("bin").await?;
-        assert_eq!(
-            event.args,
-            vec![json!({"_placeholder": true, "num": 0}), json!("text")]
-        );
+    let binary = (Bytes::from_static(&[1, 2, 3]), "text");
+    io(0).to("r2").emit("bin", &binary).await.map_err(err)?;
+    for event in heard(&gateways[0], &mut clients, "bin", &["c", "d"]).await? {
+        let placeholder = json!({"_placeholder": true, "num": 0});
+        assert_eq!(event.args, vec![placeholder, json!("text")]);
         assert_eq!(event.attachments, vec![vec![1u8, 2, 3]]);
     }
-    nothing_before([&mut a, &mut b, &mut c, &mut d], "m6").await?;
 
     // A socket id as a room (Node's io.to(socketId)) on another node.
-    gateways[0]
-        .io
-        .to(b.sid.clone())
-        .emit("direct", &())
-        .await
-        .map_err(err)?;
-    marker(&gateways[0], "m7").await?;
-    b.event("direct").await?;
-    nothing_before([&mut a, &mut b, &mut c, &mut d], "m7").await?;
+    io(0).to(b_sid).emit("direct", &()).await.map_err(err)?;
+    heard(&gateways[0], &mut clients, "direct", &["b"]).await?;
 
     // Namespaces stay apart.
     let mut admin = gateways[1].client_in("/admin", "admin").await?;
-    gateways[0]
-        .io
-        .of("/admin")
-        .ok_or_else(|| err("/admin"))?
-        .emit("adm", &())
-        .await
-        .map_err(err)?;
+    let admin_ns = io(0).of("/admin").ok_or_else(|| err("/admin"))?;
+    admin_ns.emit("adm", &()).await.map_err(err)?;
     admin.event("adm").await?;
-    marker(&gateways[0], "m8").await?;
-    nothing_before([&mut a, &mut b, &mut c, &mut d], "m8").await?;
+    heard(&gateways[0], &mut clients, "adm", &[]).await?;
     Ok(())
 }
 
 /// Remote operations (fetch, rooms, socketsJoin/Leave, RemoteSocket,
 /// disconnectSockets) apply once on every node.
 pub async fn operations_apply_once(gateways: &[Gateway]) -> anyhow::Result<()> {
-    let [mut a, mut b, mut c, mut d] = four_clients(gateways).await?;
-    let all: BTreeSet<String> = [&a, &b, &c, &d].iter().map(|c| c.sid.clone()).collect();
+    let mut clients = four_clients(gateways).await?;
+    let sids: Vec<String> = clients.iter().map(|c| c.sid.clone()).collect();
+    let io = |i: usize| &gateways[i].io;
 
     // fetch_sockets across nodes.
-    let fetched: BTreeSet<String> = gateways[0]
-        .io
-        .fetch_sockets()
-        .await
-        .map_err(err)?
-        .iter()
-        .map(|s| s.data().id.to_string())
-        .collect();
-    assert_eq!(fetched, all);
-    let in_r2: BTreeSet<String> = gateways[0]
-        .io
-        .within("r2")
-        .fetch_sockets()
-        .await
-        .map_err(err)?
-        .iter()
-        .map(|s| s.data().id.to_string())
-        .collect();
-    assert_eq!(in_r2, [c.sid.clone(), d.sid.clone()].into());
+    let everyone: BTreeSet<String> = sids.iter().cloned().collect();
+    assert_eq!(fetched_ids(io(0).broadcast()).await?, everyone);
+    let in_r2 = fetched_ids(io(0).within("r2")).await?;
+    assert_eq!(in_r2, [sids[2].clone(), sids[3].clone()].into());
 
     // The full fetch of the cluster API carries rooms (own id first).
     let full = gateways[1]
@@ -201,81 +168,49 @@ pub async fn operations_apply_once(gateways: &[Gateway]) -> anyhow::Result<()> {
     }
 
     // rooms across nodes.
-    let rooms: BTreeSet<String> = gateways[1]
-        .io
-        .rooms()
-        .await
-        .map_err(err)?
-        .into_iter()
-        .map(|r| r.into_owned())
-        .collect();
-    assert!(rooms.contains("r1") && rooms.contains("r2"), "{rooms:?}");
+    let rooms = io(1).rooms().await.map_err(err)?;
+    assert!(
+        rooms.iter().any(|r| r == "r1") && rooms.iter().any(|r| r == "r2"),
+        "{rooms:?}"
+    );
 
     // socketsJoin from node 2: the r1 sockets (a on node 0, b on node 1,
     // d on node 2) join r3.
-    gateways[2].io.to("r1").join("r3").await.map_err(err)?;
-    gateways[2].io.to("r3").emit("r3", &()).await.map_err(err)?;
-    marker(&gateways[2], "m1").await?;
-    for client in [&mut a, &mut b, &mut d] {
-        client.event("r3").await?;
-    }
-    nothing_before([&mut a, &mut b, &mut c, &mut d], "m1").await?;
+    io(2).to("r1").join("r3").await.map_err(err)?;
+    io(2).to("r3").emit("r3", &()).await.map_err(err)?;
+    heard(&gateways[2], &mut clients, "r3", &["a", "b", "d"]).await?;
 
     // A RemoteSocket (on another node) joins, gets an emit, leaves.
-    let remote_c = gateways[0]
-        .io
+    let remote_c = io(0)
         .fetch_sockets()
         .await
         .map_err(err)?
         .into_iter()
-        .find(|s| s.data().id.to_string() == c.sid)
+        .find(|s| s.data().id.to_string() == sids[2])
         .ok_or_else(|| err("c not fetched"))?;
     remote_c.join("solo").await.map_err(err)?;
     remote_c.emit("remote-emit", &1).await.map_err(err)?;
-    marker(&gateways[0], "m2").await?;
-    c.event("remote-emit").await?;
-    nothing_before([&mut a, &mut b, &mut c, &mut d], "m2").await?;
-    gateways[1]
-        .io
-        .to("solo")
-        .emit("solo", &())
-        .await
-        .map_err(err)?;
-    marker(&gateways[1], "m3").await?;
-    c.event("solo").await?;
-    nothing_before([&mut a, &mut b, &mut c, &mut d], "m3").await?;
+    heard(&gateways[0], &mut clients, "remote-emit", &["c"]).await?;
+    io(1).to("solo").emit("solo", &()).await.map_err(err)?;
+    heard(&gateways[1], &mut clients, "solo", &["c"]).await?;
 
     // socketsLeave: everyone leaves r3; r3 reaches nobody, while r1 still
-    // reaches its members (the positive control). Both broadcasts come from
-    // the node that asked for the leave, so every node receives the three
-    // in publishing order. (From another node a broadcast could overtake
-    // the leave, on Node's adapter as on ours.)
-    gateways[1].io.clone().leave("r3").await.map_err(err)?;
-    gateways[1]
-        .io
-        .to("r3")
-        .emit("r3-again", &())
-        .await
-        .map_err(err)?;
-    gateways[1]
-        .io
-        .to("r1")
-        .emit("r1-still", &())
-        .await
-        .map_err(err)?;
-    for client in [&mut a, &mut b, &mut d] {
-        client.nothing_before("r1-still").await?;
-    }
+    // reaches its members (the positive control). The broadcasts come from
+    // the node that asked for the leave, so every node receives them after
+    // it, in publishing order. (From another node a broadcast could
+    // overtake the leave, on Node's adapter as on ours.)
+    io(1).clone().leave("r3").await.map_err(err)?;
+    io(1).to("r3").emit("r3-again", &()).await.map_err(err)?;
+    heard(&gateways[1], &mut clients, "r3-again", &[]).await?;
+    io(1).to("r1").emit("r1-still", &()).await.map_err(err)?;
+    heard(&gateways[1], &mut clients, "r1-still", &["a", "b", "d"]).await?;
 
     // disconnectSockets: r2 (both on node 2) from node 0, exactly them.
-    gateways[0].io.to("r2").disconnect().await.map_err(err)?;
-    c.disconnected().await?;
-    d.disconnected().await?;
-    let left = gateways[1].io.fetch_sockets().await.map_err(err)?;
-    assert_eq!(left.len(), 2);
-    marker(&gateways[0], "still-here").await?;
-    a.nothing_before("still-here").await?;
-    b.nothing_before("still-here").await?;
+    io(0).to("r2").disconnect().await.map_err(err)?;
+    clients[2].disconnected().await?;
+    clients[3].disconnected().await?;
+    assert_eq!(io(1).fetch_sockets().await.map_err(err)?.len(), 2);
+    heard(&gateways[0], &mut clients[..2], "r2-disconnected", &[]).await?;
     Ok(())
 }
 
