@@ -2,7 +2,8 @@
 //
 //   node client.js --url http://127.0.0.1:3000 [--nsp /admin] [--v2]
 //                  [--transports websocket|polling|polling,websocket]
-//                  [--auth '{"token":"x"}'] [--name c1] [--reconnect]
+//                  [--auth '{"token":"x"}'] [--query '{"token":"x"}']
+//                  [--headers '{"authorization":"Bearer x"}'] [--name c1] [--reconnect]
 //                  [--failover-url http://127.0.0.1:3001]
 //
 // --failover-url: when the server closes the transport (a draining
@@ -21,6 +22,8 @@
 //   {"cmd":"emit","event":"e","args":[..]}
 //   {"cmd":"emitWithAck","id":1,"event":"e","args":[..],"timeout":2000}
 //   {"cmd":"join","id":2,"room":"r"}   {"cmd":"leave","id":3,"room":"r"}
+//   {"cmd":"flood","event":"e","args":[..],"count":100,"intervalMs":20}
+//       emits count times, one every intervalMs; prints {"flooded":count} after
 //   {"cmd":"disconnect"}   {"cmd":"connect"}   {"cmd":"exit"}
 // Binary values use common.js conventions ({$bin: hex}) in both directions.
 "use strict";
@@ -42,6 +45,8 @@ function parseArgs(argv) {
       case "--v2": opts.v2 = true; break;
       case "--transports": opts.transports = next().split(","); break;
       case "--auth": opts.auth = JSON.parse(next()); break;
+      case "--query": opts.query = JSON.parse(next()); break;
+      case "--headers": opts.headers = JSON.parse(next()); break;
       case "--name": opts.name = next(); break;
       case "--reconnect": opts.reconnect = true; break;
       case "--failover-url": opts.failoverUrl = next(); break;
@@ -59,6 +64,8 @@ function main() {
   const targetOf = (url) => url.replace(/\/$/, "") + (opts.nsp === "/" ? "" : opts.nsp);
   const clientOpts = { transports: opts.transports, reconnection: opts.reconnect, forceNew: true };
   if (opts.auth && !opts.v2) clientOpts.auth = opts.auth;
+  if (opts.query) clientOpts.query = opts.query;
+  if (opts.headers) clientOpts.extraHeaders = opts.headers;
   const io = opts.v2 ? require("socket.io-client-v2") : require("socket.io-client");
 
   const onServerEvent = (event, args) => {
@@ -104,7 +111,14 @@ function main() {
       print({ event: "$connect_error", args: [String((err && err.message) || err)] });
       if (!ready && !opts.reconnect) process.exit(1);
     });
-    if (opts.v2) s.on("error", (err) => print({ event: "$connect_error", args: [String(err)] }));
+    // socket.io-client 2 reports a refused namespace CONNECT as "error",
+    // with the server's {message}.
+    if (opts.v2) {
+      s.on("error", (err) => {
+        print({ event: "$connect_error", args: [String((err && err.message) || err)] });
+        if (!ready && !opts.reconnect) process.exit(1);
+      });
+    }
     return s;
   };
   socket = connect(opts.url);
@@ -144,6 +158,18 @@ function main() {
       case "leave":
         emitWithAck(command.id, command.cmd, [command.room], command.timeout);
         break;
+      case "flood": {
+        let sent = 0;
+        const timer = setInterval(() => {
+          if (sent >= command.count) {
+            clearInterval(timer);
+            return print({ flooded: sent });
+          }
+          socket.emit(command.event, ...revive(command.args || []));
+          sent += 1;
+        }, command.intervalMs || 0);
+        break;
+      }
       case "disconnect":
         socket.disconnect();
         break;

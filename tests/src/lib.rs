@@ -9,6 +9,7 @@
 //! that says to run `make test`, which installs both.
 
 pub mod bins;
+pub mod jwt;
 pub mod node;
 pub mod redis;
 pub mod sentinel;
@@ -20,6 +21,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 pub use bins::{ExampleProcess, GatewayProcess, LogTail};
+pub use jwt::TokenKit;
 pub use node::NodePeer;
 pub use redis::{RedisConn, RedisServer, Resp};
 pub use sentinel::{SentinelServer, SentinelTiming};

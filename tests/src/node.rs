@@ -193,6 +193,24 @@ impl NodePeer {
         Self::spawn(name, "client.js", &args, &[], Some("connected ")).await
     }
 
+    /// A `client.js` client that `url` must refuse: the message of its
+    /// `connect_error` (the client exits after it).
+    pub async fn refused_client(name: &str, url: &str, extra: &[&str]) -> anyhow::Result<String> {
+        let mut args = vec![
+            "--url".to_owned(),
+            url.to_owned(),
+            "--name".to_owned(),
+            name.to_owned(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut peer = Self::spawn(name, "client.js", &args, &[], None).await?;
+        let line = peer.read_line(Instant::now() + READY_TIMEOUT).await?;
+        if line["event"] == "$connect_error" {
+            return Ok(line["args"][0].as_str().unwrap_or_default().to_owned());
+        }
+        bail!("{name} was not refused: {line}")
+    }
+
     /// `redis_emitter.js`: Node's real `@socket.io/redis-emitter` 5.x on
     /// `redis`, driven by JSON-line commands (see the script's header).
     pub async fn redis_emitter(redis: &crate::RedisServer) -> anyhow::Result<Self> {
@@ -351,6 +369,47 @@ impl NodePeer {
             Ok(line) => bail!("{} received unexpected event `{name}`: {line}", self.name),
             Err(_) => Ok(()),
         }
+    }
+
+    /// The events (`{"event": ..}` lines) that arrive before the event
+    /// `marker`, which must come within `timeout`. Sent after something
+    /// that must not arrive, on the same path, a marker proves the silence.
+    /// A disconnect, an exit or a closed stdout before the marker fails.
+    pub async fn events_before(
+        &mut self,
+        marker: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<Value>> {
+        let deadline = Instant::now() + timeout;
+        let mut before = Vec::new();
+        loop {
+            let line = match self.backlog.pop_front() {
+                Some(line) => line,
+                None => self
+                    .read_line(deadline)
+                    .await
+                    .with_context(|| format!("waiting for marker `{marker}`"))?,
+            };
+            match line["event"].as_str() {
+                Some(event) if event == marker => return Ok(before),
+                Some("$disconnect") => {
+                    bail!("{} disconnected before `{marker}`: {line}", self.name)
+                }
+                Some(_) => before.push(line),
+                None => {}
+            }
+        }
+    }
+
+    /// Nothing arrives before `marker` (see [`Self::events_before`]).
+    pub async fn nothing_before(&mut self, marker: &str, timeout: Duration) -> anyhow::Result<()> {
+        let before = self.events_before(marker, timeout).await?;
+        anyhow::ensure!(
+            before.is_empty(),
+            "{} received before `{marker}`: {before:?}",
+            self.name
+        );
+        Ok(())
     }
 
     /// Lines received so far that no expectation consumed.

@@ -43,6 +43,22 @@ pub const OWN_KEYS: &[OwnKey] = &[
     ("ws_read_buffer_bytes", "1024", false, "read buffer of each WebSocket connection; larger client messages are read in several steps. Every idle connection holds one, so it sets much of the memory per connection"),
     ("client_buffer_packets", "128", false, "packets queued per client before broadcasts to it are dropped (counted in socketio_packets_dropped_total); larger absorbs longer bursts at the cost of memory per slow client"),
     ("log.format", "plain", false, "log format: plain or json (levels come from RUST_LOG, default info)"),
+    ("auth.jwt_secret", "(unset)", false, "HS256/384/512 secret of client tokens; with it (or a public key) every namespace requires a valid JWT at the handshake"),
+    ("auth.jwt_public_key_file", "(unset)", false, "PEM public key of RS*/PS*/ES256/ES384/EdDSA client tokens"),
+    ("auth.jwt_issuer", "(unset)", false, "required `iss` of tokens"),
+    ("auth.jwt_audience", "(unset)", false, "required `aud` of tokens"),
+    ("auth.leeway_s", "30", false, "clock skew allowed on `exp` and `nbf`, in seconds"),
+    ("auth.required", "true", false, "with a key set: refuse sockets without a token (false: they connect anonymously with the default permissions)"),
+    ("auth.disconnect_on_expiry", "true", false, "disconnect a socket when its token expires (plus the leeway)"),
+    ("auth.user_room_prefix", "user:", false, "every socket of user `sub` joins `<prefix><sub>`; other users' rooms cannot be joined or published to"),
+    ("auth.default_rooms", "(see text)", true, "rooms (names or globs like `chat:*`) a socket may join when its token has no `rooms` claim; default none with auth on, `*` with auth off"),
+    ("auth.default_publish", "(see text)", true, "rooms a socket may publish to when its token has no `publish` claim; default none with auth on, `*` with auth off"),
+    ("auth.default_broadcast", "(see text)", false, "whether `message` events are relayed when the token has no `broadcast` claim; default false with auth on, true with auth off"),
+    ("limits.max_payload_bytes", "1000000", false, "largest packet accepted from a client; a larger one closes its connection (polling: 413)"),
+    ("limits.max_rooms_per_socket", "100", false, "rooms a socket may be in, its own id room and user room aside; further joins are refused"),
+    ("limits.events_per_second", "50", false, "sustained events per second per socket (token bucket); events over it are dropped and counted"),
+    ("limits.events_burst", "100", false, "events a socket may send at once above the sustained rate"),
+    ("limits.events_grace_s", "5", false, "a socket whose events keep being dropped (no drop-free second) this long is disconnected"),
     ("redis.url", "(unset)", false, "Redis master to publish on, e.g. redis://127.0.0.1:6379 (redis://user:pass@host:port/db for ACL auth and a database, rediss:// for TLS); unset: single node, no Redis. With sentinels only its credentials, database and TLS are used"),
 ];
 
@@ -173,6 +189,12 @@ pub struct GatewayConfig {
     /// Redis.
     #[serde(default)]
     pub redis: RedisConfig,
+    /// Client authentication and permissions.
+    #[serde(default)]
+    pub auth: crate::auth::AuthConfig,
+    /// Abuse limits.
+    #[serde(default)]
+    pub limits: crate::limits::LimitsConfig,
 }
 
 impl GatewayConfig {
@@ -248,6 +270,20 @@ impl GatewayConfig {
         )?;
         if self.namespaces.is_empty() {
             return invalid("namespaces", "at least one namespace is needed".into());
+        }
+        if let Err((key, reason)) = self.limits.check() {
+            return invalid(key, reason);
+        }
+        self.auth.normalize();
+        if let Err((key, reason)) = self.auth.check() {
+            return invalid(key, reason);
+        }
+        if let Err(err) = crate::auth::Verifier::from_config(&self.auth) {
+            let key = match err {
+                crate::auth::KeyError::EmptySecret => "auth.jwt_secret",
+                _ => "auth.jwt_public_key_file",
+            };
+            return invalid(key, err.to_string());
         }
         if let Some(ns) = self.namespaces.iter().find(|ns| !ns.starts_with('/')) {
             return invalid("namespaces", format!("`{ns}` must start with `/`"));
@@ -366,6 +402,51 @@ mod tests {
         assert_eq!(c.drain_period_ms, 10_000);
         assert_eq!(c.ws_read_buffer_bytes, 1024);
         assert_eq!(c.client_buffer_packets, 128);
+        // The documented defaults of [auth] and [limits] are the types' own.
+        assert_eq!(c.auth, crate::auth::AuthConfig::default());
+        assert_eq!(c.limits, crate::limits::LimitsConfig::default());
+        assert!(!c.auth.enabled());
+    }
+
+    #[test]
+    fn auth_and_limits_load_and_refuse_what_would_weaken_them() {
+        let c = GatewayConfig::load_from(
+            None,
+            env(&[
+                ("GATEWAY_AUTH__JWT_SECRET", "s3cret"),
+                ("GATEWAY_AUTH__DEFAULT_ROOMS", "lobby,chat:*,"),
+                ("GATEWAY_AUTH__DEFAULT_BROADCAST", "true"),
+                ("GATEWAY_LIMITS__EVENTS_PER_SECOND", "5"),
+                ("GATEWAY_LIMITS__MAX_ROOMS_PER_SOCKET", "3"),
+            ]),
+        )
+        .unwrap();
+        assert!(c.auth.enabled());
+        assert_eq!(
+            c.auth.default_rooms,
+            Some(vec!["lobby".into(), "chat:*".into()])
+        );
+        assert_eq!(c.auth.default_broadcast, Some(true));
+        assert_eq!(c.limits.events_per_second, 5.0);
+        assert_eq!(c.limits.max_rooms_per_socket, 3);
+        for (key, value, named) in [
+            ("GATEWAY_AUTH__JWT_SECRET", "", "auth.jwt_secret"),
+            ("GATEWAY_AUTH__JWT_AUDIENCE", " ", "auth.jwt_audience"),
+            (
+                "GATEWAY_AUTH__JWT_PUBLIC_KEY_FILE",
+                "/nonexistent.pem",
+                "auth.jwt_public_key_file",
+            ),
+            ("GATEWAY_LIMITS__EVENTS_BURST", "0", "limits.events_burst"),
+            (
+                "GATEWAY_LIMITS__MAX_PAYLOAD_BYTES",
+                "10",
+                "limits.max_payload_bytes",
+            ),
+        ] {
+            let err = GatewayConfig::load_from(None, env(&[(key, value)])).unwrap_err();
+            assert!(err.to_string().contains(named), "{key}={value:?}: {err}");
+        }
     }
 
     #[test]

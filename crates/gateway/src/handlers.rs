@@ -7,12 +7,18 @@
 //! - `publish` (`{room, event, data}`, optional ack) emits `event` with
 //!   `data` to every socket in `room` on every gateway except the sender.
 //!
+//! Each asks the socket's [`Guard`] first, when [`crate::guard::authenticate`]
+//! installed one: events over the rate limit are dropped, and `join`,
+//! `publish` and `message` need the socket's permissions (refusals answer
+//! the ack with `"forbidden: ..."` or `"limit: ..."`).
+//!
 //! They are generic over the adapter so the single-node and the Redis modes
 //! share them, and public so embedders can register them beside their own
 //! (they need a [`GatewayMetrics`] in socketioxide's state, which
 //! [`crate::server`] provides).
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use rmpv::Value;
 use socketioxide::adapter::Adapter;
@@ -22,6 +28,8 @@ use socketioxide::BroadcastError;
 use tracing::{debug, warn};
 
 use crate::args::EventArgs;
+use crate::guard::Guard;
+use crate::limits::Verdict;
 use crate::metrics::GatewayMetrics;
 
 /// Longest room name accepted from a client, in bytes.
@@ -61,14 +69,50 @@ async fn on_disconnect<A: Adapter>(
     State(metrics): State<GatewayMetrics>,
 ) {
     debug!(ns = socket.ns(), sid = %socket.id, ?reason, "socket disconnected");
+    if let Some(guard) = Guard::of(&socket) {
+        guard.closed();
+    }
     metrics.on_disconnect(socket.ns(), reason);
 }
 
-async fn on_other_event<A: Adapter>(socket: SocketRef<A>, State(metrics): State<GatewayMetrics>) {
+/// An event dropped by the rate limit.
+struct OverRate;
+
+/// Counts the event and applies the rate limit: the socket's guard (if it
+/// has one) when the event is to be handled.
+fn admit<A: Adapter>(
+    socket: &SocketRef<A>,
+    metrics: &GatewayMetrics,
+) -> Result<Option<Arc<Guard>>, OverRate> {
     metrics
         .events_received
         .with_label_values(&[socket.ns()])
         .inc();
+    let Some(guard) = Guard::of(socket) else {
+        return Ok(None);
+    };
+    match guard.admit_event() {
+        Verdict::Allow => Ok(Some(guard)),
+        Verdict::Drop => {
+            metrics.limited.with_label_values(&["rate"]).inc();
+            Err(OverRate)
+        }
+        Verdict::Disconnect => {
+            metrics.limited.with_label_values(&["rate"]).inc();
+            metrics.limit_disconnects.with_label_values(&["rate"]).inc();
+            warn!(ns = socket.ns(), sid = %socket.id, "over the event rate for the whole grace: disconnecting");
+            let _ = socket.clone().disconnect();
+            Err(OverRate)
+        }
+    }
+}
+
+fn forbidden(metrics: &GatewayMetrics, op: &str) {
+    metrics.forbidden.with_label_values(&[op]).inc();
+}
+
+async fn on_other_event<A: Adapter>(socket: SocketRef<A>, State(metrics): State<GatewayMetrics>) {
+    let _ = admit(&socket, &metrics);
 }
 
 async fn on_message<A: Adapter>(
@@ -76,10 +120,12 @@ async fn on_message<A: Adapter>(
     Data(args): Data<EventArgs>,
     State(metrics): State<GatewayMetrics>,
 ) {
-    metrics
-        .events_received
-        .with_label_values(&[socket.ns()])
-        .inc();
+    let Ok(guard) = admit(&socket, &metrics) else {
+        return;
+    };
+    if guard.is_some_and(|guard| !guard.permissions.broadcast) {
+        return forbidden(&metrics, "message");
+    }
     match socket.broadcast().emit("message", &args).await {
         Ok(()) => {}
         // Local sockets that could not take it are counted by the adapter
@@ -98,7 +144,26 @@ async fn on_join<A: Adapter>(
     ack: AckSender<A>,
     State(metrics): State<GatewayMetrics>,
 ) {
-    change_rooms(&socket, &args, ack, &metrics, |room| socket.join(room));
+    let Ok(guard) = admit(&socket, &metrics) else {
+        return;
+    };
+    let room = match room_name(args.first()) {
+        Ok(room) => room,
+        Err(reason) => return reply(&metrics, ack, &reason),
+    };
+    if let Some(guard) = guard {
+        if !guard.permissions.may_join(&room) {
+            forbidden(&metrics, "join");
+            return reply(&metrics, ack, &format!("forbidden: room {room}"));
+        }
+        let already = socket.rooms().iter().any(|r| *r == room);
+        if !already && !guard.has_room_for_one_more(&socket) {
+            metrics.limited.with_label_values(&["rooms"]).inc();
+            return reply(&metrics, ack, &"limit: too many rooms for this socket");
+        }
+    }
+    socket.join(room);
+    reply(&metrics, ack, &true);
 }
 
 async fn on_leave<A: Adapter>(
@@ -107,27 +172,15 @@ async fn on_leave<A: Adapter>(
     ack: AckSender<A>,
     State(metrics): State<GatewayMetrics>,
 ) {
-    change_rooms(&socket, &args, ack, &metrics, |room| socket.leave(room));
-}
-
-/// `join` and `leave`: validate the room name, apply, ack.
-fn change_rooms<A: Adapter>(
-    socket: &SocketRef<A>,
-    args: &EventArgs,
-    ack: AckSender<A>,
-    metrics: &GatewayMetrics,
-    apply: impl FnOnce(String),
-) {
-    metrics
-        .events_received
-        .with_label_values(&[socket.ns()])
-        .inc();
+    if admit(&socket, &metrics).is_err() {
+        return;
+    }
     match room_name(args.first()) {
         Ok(room) => {
-            apply(room);
-            reply(metrics, ack, &true);
+            socket.leave(room);
+            reply(&metrics, ack, &true);
         }
-        Err(reason) => reply(metrics, ack, &reason),
+        Err(reason) => reply(&metrics, ack, &reason),
     }
 }
 
@@ -137,14 +190,18 @@ async fn on_publish<A: Adapter>(
     ack: AckSender<A>,
     State(metrics): State<GatewayMetrics>,
 ) {
-    metrics
-        .events_received
-        .with_label_values(&[socket.ns()])
-        .inc();
+    let Ok(guard) = admit(&socket, &metrics) else {
+        return;
+    };
     let request = match PublishRequest::parse(args.first()) {
         Ok(request) => request,
         Err(reason) => return reply(&metrics, ack, &reason),
     };
+    if guard.is_some_and(|guard| !guard.permissions.may_publish(&request.room)) {
+        forbidden(&metrics, "publish");
+        let refusal = format!("forbidden: room {}", request.room);
+        return reply(&metrics, ack, &refusal);
+    }
     let result = socket
         .to(request.room)
         .emit(&request.event, &request.data)

@@ -7,12 +7,17 @@
 
 mod adapter_metrics;
 pub mod args;
+pub mod auth;
 pub mod config;
 pub mod conn;
+pub mod guard;
 pub mod handlers;
+pub mod limits;
 pub mod metrics;
+pub mod permissions;
 mod request_head;
 pub mod server;
+pub mod token;
 
 pub use config::GatewayConfig;
 pub use server::{run, GatewayError};

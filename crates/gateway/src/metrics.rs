@@ -28,6 +28,38 @@ pub struct GatewayMetrics {
     /// `socketio_bytes_received_total` / `socketio_bytes_sent_total`, counted
     /// on the socket listener's TCP streams.
     pub bytes: ByteCounters,
+    /// `socketio_auth_failures_total{reason}`: refused handshakes.
+    pub auth_failures: IntCounterVec,
+    /// `socketio_forbidden_total{op}`: joins, publishes and message relays
+    /// the socket's permissions do not allow.
+    pub forbidden: IntCounterVec,
+    /// `socketio_limited_total{limit}`: joins over the room limit, events
+    /// over the rate limit.
+    pub limited: IntCounterVec,
+    /// `socketio_limit_disconnects_total{reason}`: sockets disconnected for
+    /// flooding or because their token expired.
+    pub limit_disconnects: IntCounterVec,
+}
+
+/// Label values exported at zero from the start, so a dashboard shows the
+/// series before the first event.
+const FORBIDDEN_OPS: [&str; 3] = ["join", "publish", "message"];
+const LIMITS: [&str; 2] = ["rooms", "rate"];
+const LIMIT_DISCONNECTS: [&str; 2] = ["rate", "token_expired"];
+
+fn counter_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &[&str],
+) -> Result<IntCounterVec, prometheus::Error> {
+    let counter = IntCounterVec::new(Opts::new(name, help), &[label])?;
+    for value in values {
+        counter.with_label_values(&[value]);
+    }
+    registry.register(Box::new(counter.clone()))?;
+    Ok(counter)
 }
 
 impl GatewayMetrics {
@@ -85,7 +117,39 @@ impl GatewayMetrics {
         registry.register(Box::new(packets_sent.clone()))?;
         registry.register(Box::new(bytes.received.clone()))?;
         registry.register(Box::new(bytes.sent.clone()))?;
+        let auth_failures = counter_vec(
+            &registry,
+            "socketio_auth_failures_total",
+            "Handshakes refused by authentication, by reason",
+            "reason",
+            &crate::auth::AuthError::LABELS,
+        )?;
+        let forbidden = counter_vec(
+            &registry,
+            "socketio_forbidden_total",
+            "Operations refused by the socket's permissions",
+            "op",
+            &FORBIDDEN_OPS,
+        )?;
+        let limited = counter_vec(
+            &registry,
+            "socketio_limited_total",
+            "Joins over the room limit and events over the rate limit",
+            "limit",
+            &LIMITS,
+        )?;
+        let limit_disconnects = counter_vec(
+            &registry,
+            "socketio_limit_disconnects_total",
+            "Sockets disconnected for flooding or an expired token",
+            "reason",
+            &LIMIT_DISCONNECTS,
+        )?;
         Ok(Self {
+            auth_failures,
+            forbidden,
+            limited,
+            limit_disconnects,
             registry,
             connected_sockets,
             connections,

@@ -33,8 +33,10 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::{info, warn};
 
 use crate::adapter_metrics::{spawn_replication_lag_sampler, AdapterExporter};
+use crate::auth::Verifier;
 use crate::config::GatewayConfig;
 use crate::conn::{ConnectionTracker, TrackedListener};
+use crate::guard::{self, Guard, Policy};
 use crate::handlers;
 use crate::metrics::GatewayMetrics;
 use crate::request_head::detach_request_head;
@@ -64,6 +66,9 @@ pub enum GatewayError {
         /// What failed.
         source: adapter::InitError,
     },
+    /// The token key could not be loaded.
+    #[error("auth: {0}")]
+    Auth(#[from] crate::auth::KeyError),
     /// The metrics could not be registered (a programming error).
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -173,18 +178,27 @@ async fn socket_io(
     metrics: &GatewayMetrics,
     cors: Option<CorsLayer>,
 ) -> Result<(Router, Cluster), GatewayError> {
+    let policy = policy(config)?;
+    let max_payload = config.limits.max_payload_bytes;
+    let ws_max = usize::try_from(max_payload).unwrap_or(usize::MAX);
     // One builder for both modes, so their settings cannot differ.
     let builder = SocketIo::builder()
         .ws_read_buffer_size(config.ws_read_buffer_bytes)
         .max_buffer_size(config.client_buffer_packets)
-        .with_state(metrics.clone());
+        .max_payload(max_payload)
+        .ws_max_message_size(ws_max)
+        .ws_max_frame_size(ws_max)
+        .with_state(metrics.clone())
+        .with_state(policy);
     let Some(adapter_config) = config.redis.adapter_config() else {
         info!("no redis.url: single-node mode with the in-memory adapter");
         let (layer, io) = builder.build_layer();
         for ns in &config.namespaces {
             io.ns(
                 ns.clone(),
-                handlers::on_connect::<LocalAdapter>.with(handlers::register::<LocalAdapter>),
+                handlers::on_connect::<LocalAdapter>
+                    .with(handlers::register::<LocalAdapter>)
+                    .with(guard::authenticate::<LocalAdapter>),
             );
         }
         return Ok((socket_app(layer, cors), Cluster::Single(io)));
@@ -200,7 +214,9 @@ async fn socket_io(
         handlers::on_server_side_emit(&cluster, ns, metrics.clone());
         io.ns(
             ns.clone(),
-            handlers::on_connect::<RedisAdapter<_>>.with(handlers::register::<RedisAdapter<_>>),
+            handlers::on_connect::<RedisAdapter<_>>
+                .with(handlers::register::<RedisAdapter<_>>)
+                .with(guard::authenticate::<RedisAdapter<_>>),
         )
         .await
         .map_err(|source| GatewayError::Namespace {
@@ -208,7 +224,40 @@ async fn socket_io(
             source,
         })?;
     }
+    share_claims(&cluster, &io);
     Ok((socket_app(layer, cors), Cluster::Redis { io, cluster }))
+}
+
+/// The gate's policy: the verifier of the configured key and the limits.
+fn policy(config: &GatewayConfig) -> Result<Arc<Policy>, GatewayError> {
+    let verifier = Verifier::from_config(&config.auth)?;
+    match &verifier {
+        Some(verifier) => info!(
+            ?verifier,
+            required = config.auth.required,
+            "client authentication on"
+        ),
+        None => info!("client authentication off: no auth.jwt_secret or auth.jwt_public_key_file"),
+    }
+    Ok(Arc::new(Policy {
+        verifier,
+        auth: config.auth.clone(),
+        limits: config.limits.clone(),
+    }))
+}
+
+/// Remote `fetchSockets` (Rust and Node nodes alike) get each socket's
+/// token claims as its data.
+fn share_claims(cluster: &ClusterHandle, io: &SocketIo<RedisAdapter<Emitter>>) {
+    let io = io.clone();
+    cluster.set_socket_details(move |ns, sid| {
+        let socket = io.of(ns)?.get_socket(sid)?;
+        let claims = Guard::of(&socket)?.claims.clone()?;
+        Some(adapter::SocketDetails {
+            handshake: json!({}),
+            data: claims,
+        })
+    });
 }
 
 /// What the admin endpoints read, and (with Redis) the replication lag

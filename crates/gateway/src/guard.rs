@@ -1,0 +1,181 @@
+//! The gate at the handshake and the guard each socket carries after it.
+//!
+//! [`authenticate`] is a connect middleware: it finds and verifies the
+//! token before socketioxide answers the client's CONNECT, so a refused
+//! client gets a CONNECT_ERROR with the reason and no handler ever runs for
+//! it. An accepted socket gets a [`Guard`] in its extensions (its
+//! permissions, claims and rate limiter), joins its user room, and is
+//! disconnected when its token expires. The handlers ask the guard before
+//! they act.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use socketioxide::{
+    adapter::Adapter,
+    extract::{SocketRef, State, TryData},
+};
+use tokio::sync::Notify;
+use tracing::{debug, info};
+
+use crate::{
+    auth::{AuthConfig, AuthError, Verifier},
+    limits::{LimitsConfig, TokenBucket, Verdict},
+    metrics::GatewayMetrics,
+    permissions::{counted_rooms, user_room, Permissions},
+    token::find_token,
+};
+
+/// What the gate and the guards apply, shared by every socket.
+#[derive(Debug)]
+pub struct Policy {
+    /// `None` with auth off.
+    pub verifier: Option<Verifier>,
+    /// The `[auth]` section.
+    pub auth: AuthConfig,
+    /// The `[limits]` section.
+    pub limits: LimitsConfig,
+}
+
+/// The state of one socket the handlers consult.
+#[derive(Debug)]
+pub struct Guard {
+    /// What it may do.
+    pub permissions: Permissions,
+    /// Its token's claims, when it has one (its data for `fetchSockets`).
+    pub claims: Option<serde_json::Value>,
+    policy: Arc<Policy>,
+    bucket: Mutex<TokenBucket>,
+    /// Notified at disconnect, to stop the expiry timer.
+    closed: Notify,
+}
+
+impl Guard {
+    fn new(
+        permissions: Permissions,
+        claims: Option<serde_json::Value>,
+        policy: Arc<Policy>,
+    ) -> Self {
+        let bucket = Mutex::new(TokenBucket::new(&policy.limits, Instant::now()));
+        Self {
+            permissions,
+            claims,
+            policy,
+            bucket,
+            closed: Notify::new(),
+        }
+    }
+
+    /// The guard of `socket`; `None` when the gate did not run (handlers
+    /// registered without [`authenticate`] keep the unrestricted behaviour).
+    pub fn of<A: Adapter>(socket: &SocketRef<A>) -> Option<Arc<Guard>> {
+        socket.extensions.get::<Arc<Guard>>()
+    }
+
+    /// Whether the socket may join one more room.
+    pub fn has_room_for_one_more<A: Adapter>(&self, socket: &SocketRef<A>) -> bool {
+        let rooms = socket.rooms();
+        let sid = socket.id.to_string();
+        let held = counted_rooms(
+            rooms.iter().map(|room| room.as_ref()),
+            &sid,
+            self.permissions.own_user_room.as_deref(),
+        );
+        held < self.policy.limits.max_rooms_per_socket
+    }
+
+    /// The rate limiter's verdict on one more event now.
+    pub fn admit_event(&self) -> Verdict {
+        match self.bucket.lock() {
+            Ok(mut bucket) => bucket.take(&self.policy.limits, Instant::now()),
+            // Only a panic while holding it poisons it: let events through
+            // rather than lock the socket out.
+            Err(_) => Verdict::Allow,
+        }
+    }
+
+    /// Stops the expiry timer; called at disconnect.
+    pub fn closed(&self) {
+        self.closed.notify_one();
+    }
+}
+
+/// Connect middleware: refuses the socket (with the reason) unless its
+/// token verifies or auth allows anonymous sockets; installs its guard.
+pub async fn authenticate<A: Adapter>(
+    socket: SocketRef<A>,
+    TryData(auth): TryData<serde_json::Value>,
+    State(policy): State<Arc<Policy>>,
+    State(metrics): State<GatewayMetrics>,
+) -> Result<(), AuthError> {
+    let Some(verifier) = &policy.verifier else {
+        let permissions = Permissions::anonymous(&policy.auth);
+        socket
+            .extensions
+            .insert(Arc::new(Guard::new(permissions, None, policy.clone())));
+        return Ok(());
+    };
+    let parts = socket.req_parts();
+    let authorization = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    let token = find_token(auth.as_ref().ok(), authorization, parts.uri.query());
+    let verified = match token {
+        Some(token) => verifier.verify(&token).map(Some),
+        None if policy.auth.required => Err(AuthError::NoToken),
+        None => Ok(None),
+    };
+    let claims = match verified {
+        Ok(claims) => claims,
+        Err(err) => {
+            metrics
+                .auth_failures
+                .with_label_values(&[err.label()])
+                .inc();
+            info!(ns = socket.ns(), sid = %socket.id, reason = err.label(), "handshake refused");
+            return Err(err);
+        }
+    };
+    let Some(claims) = claims else {
+        let permissions = Permissions::anonymous(&policy.auth);
+        socket
+            .extensions
+            .insert(Arc::new(Guard::new(permissions, None, policy.clone())));
+        return Ok(());
+    };
+    let permissions = Permissions::from_claims(&claims, &policy.auth);
+    socket.join(user_room(&policy.auth, &claims.sub));
+    debug!(ns = socket.ns(), sid = %socket.id, user = %claims.sub, "socket authenticated");
+    let guard = Arc::new(Guard::new(permissions, Some(claims.all), policy.clone()));
+    socket.extensions.insert(guard.clone());
+    if policy.auth.disconnect_on_expiry {
+        if let Some(exp) = claims.exp {
+            spawn_expiry(socket, guard, exp + policy.auth.leeway_s, metrics);
+        }
+    }
+    Ok(())
+}
+
+/// Disconnects `socket` at `deadline` (seconds since the epoch) unless it
+/// is gone before.
+fn spawn_expiry<A: Adapter>(
+    socket: SocketRef<A>,
+    guard: Arc<Guard>,
+    deadline: u64,
+    metrics: GatewayMetrics,
+) {
+    let left = deadline.saturating_sub(jsonwebtoken::get_current_timestamp());
+    tokio::spawn(async move {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(left)) => {
+                metrics.limit_disconnects.with_label_values(&["token_expired"]).inc();
+                info!(ns = socket.ns(), sid = %socket.id, "token expired: disconnecting");
+                let _ = socket.disconnect();
+            }
+            () = guard.closed.notified() => {}
+        }
+    });
+}
