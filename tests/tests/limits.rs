@@ -1,0 +1,130 @@
+//! Abuse limits at their boundaries, on real gateways with real Node
+//! clients: rooms per socket, the event rate (drops, then a disconnect after
+//! the grace), and the largest packet, on websocket and long-polling.
+
+use std::time::Duration;
+
+use e2e::{bins::metric_sample, GatewayProcess, NodePeer};
+use serde_json::json;
+
+const EVENT: Duration = Duration::from_secs(5);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_per_socket_stop_at_the_limit() -> anyhow::Result<()> {
+    let gateway = GatewayProcess::start(
+        "limits-rooms",
+        &[("GATEWAY_LIMITS__MAX_ROOMS_PER_SOCKET", "3")],
+    )
+    .await?;
+    let mut a = NodePeer::client("a", &gateway.url(), &[]).await?;
+    let mut b = NodePeer::client("b", &gateway.url(), &[]).await?;
+    for room in ["r1", "r2", "r3"] {
+        assert_eq!(a.join(room).await?, json!([true]), "{room}");
+    }
+    let refused = json!(["limit: too many rooms for this socket"]);
+    assert_eq!(a.join("r4").await?, refused);
+    // Joining a room it is in costs nothing; leaving makes room.
+    assert_eq!(a.join("r1").await?, json!([true]));
+    assert_eq!(a.leave("r1").await?, json!([true]));
+    assert_eq!(a.join("r4").await?, json!([true]));
+    assert_eq!(a.join("r5").await?, refused);
+    // Other sockets have their own count.
+    assert_eq!(b.join("r5").await?, json!([true]));
+    let metrics = gateway.scrape().await?;
+    assert_eq!(
+        metric_sample(&metrics, "socketio_limited_total{limit=\"rooms\"}"),
+        Some(2.0)
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_over_the_rate_are_dropped_then_the_flooder_is_disconnected() -> anyhow::Result<()> {
+    let gateway = GatewayProcess::start(
+        "limits-rate",
+        &[
+            ("GATEWAY_LIMITS__EVENTS_PER_SECOND", "1"),
+            ("GATEWAY_LIMITS__EVENTS_BURST", "5"),
+            ("GATEWAY_LIMITS__EVENTS_GRACE_S", "1"),
+        ],
+    )
+    .await?;
+    let mut flooder = NodePeer::client("flooder", &gateway.url(), &[]).await?;
+    let mut receiver = NodePeer::client("receiver", &gateway.url(), &[]).await?;
+
+    // Six at once against a burst of five (and a refill of one a second):
+    // five relayed, one dropped.
+    flooder
+        .send(&json!({"cmd": "flood", "event": "message", "args": ["burst"], "count": 6}))
+        .await?;
+    flooder
+        .expect("the flood", EVENT, |l| l["flooded"] == 6)
+        .await?;
+    gateway
+        .wait_metric(
+            "socketio_limited_total{limit=\"rate\"}",
+            |v| v == 1.0,
+            EVENT,
+        )
+        .await?;
+    for _ in 0..5 {
+        receiver.expect_event("message", EVENT).await?;
+    }
+    let metrics = gateway.scrape().await?;
+    assert_eq!(
+        metric_sample(&metrics, "socketio_events_received_total{namespace=\"/\"}"),
+        Some(6.0)
+    );
+
+    // Fifty a second for three seconds: dropped all along, so disconnected
+    // once the one-second grace is over.
+    flooder
+        .send(&json!({"cmd": "flood", "event": "message", "args": ["flood"], "count": 150, "intervalMs": 20}))
+        .await?;
+    let line = flooder.expect_event("$disconnect", EVENT).await?;
+    assert_eq!(line["args"][0], "io server disconnect", "{line}");
+    gateway
+        .wait_metric(
+            "socketio_limit_disconnects_total{reason=\"rate\"}",
+            |v| v == 1.0,
+            EVENT,
+        )
+        .await?;
+    // The receiver is unaffected.
+    assert_eq!(receiver.join("still-here").await?, json!([true]));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_packet_over_the_limit_closes_its_connection_and_goes_nowhere() -> anyhow::Result<()> {
+    let gateway = GatewayProcess::start(
+        "limits-payload",
+        &[("GATEWAY_LIMITS__MAX_PAYLOAD_BYTES", "4096")],
+    )
+    .await?;
+    let mut receiver = NodePeer::client("receiver", &gateway.url(), &[]).await?;
+    let big = "x".repeat(8192);
+    for transport in ["websocket", "polling"] {
+        let mut sender =
+            NodePeer::client(transport, &gateway.url(), &["--transports", transport]).await?;
+        // Just under the limit passes.
+        sender.emit("message", json!(["x".repeat(3000)])).await?;
+        receiver.expect_event("message", EVENT).await?;
+        sender.emit("message", json!([big])).await?;
+        let line = sender.expect_event("$disconnect", EVENT).await?;
+        let reason = line["args"][0].as_str().unwrap_or_default();
+        assert!(reason.starts_with("transport"), "{transport}: {line}");
+    }
+    // Only the two small messages were read as events: the big ones were
+    // refused before parsing and relayed to no one.
+    let metrics = gateway.scrape().await?;
+    assert_eq!(
+        metric_sample(&metrics, "socketio_events_received_total{namespace=\"/\"}"),
+        Some(2.0)
+    );
+    let mut last = NodePeer::client("last", &gateway.url(), &[]).await?;
+    last.emit("message", json!(["after"])).await?;
+    let line = receiver.expect_event("message", EVENT).await?;
+    assert_eq!(line["args"], json!(["after"]));
+    Ok(())
+}
