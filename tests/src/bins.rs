@@ -163,12 +163,22 @@ impl GatewayProcess {
     /// waits until it serves its admin endpoint (it binds after the adapter
     /// has subscribed, so this also means it is in the cluster).
     pub async fn start(name: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::start_with_nofile(name, env, None).await
+    }
+
+    /// Like [`Self::start`], with the process's open-files limit (soft and
+    /// hard) set to `nofile` by `prlimit`, when given.
+    pub async fn start_with_nofile(
+        name: &str,
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+    ) -> anyhow::Result<Self> {
         // A free port can be taken by a concurrent test between the probe
         // and the gateway's bind: then try again on fresh ports.
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match Self::start_on_free_ports(name, env).await {
+            match Self::start_on_free_ports(name, env, nofile).await {
                 Err(err) if attempts < 3 && err.to_string().contains("Address already in use") => {
                     eprintln!("[{name}] port taken meanwhile, starting again on other ports");
                 }
@@ -177,7 +187,11 @@ impl GatewayProcess {
         }
     }
 
-    async fn start_on_free_ports(name: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+    async fn start_on_free_ports(
+        name: &str,
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+    ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let admin_port = free_port()?;
         let mut all: Vec<(String, String)> = vec![
@@ -191,7 +205,7 @@ impl GatewayProcess {
         let logs = LogTail::default();
         let mut gateway = Self {
             name: name.to_owned(),
-            child: spawn_gateway(name, &all, &logs).await?,
+            child: spawn_gateway(name, &all, &logs, nofile).await?,
             port,
             admin_port,
             logs,
@@ -290,9 +304,21 @@ async fn spawn_gateway(
     name: &str,
     env: &[(String, String)],
     logs: &LogTail,
+    nofile: Option<u64>,
 ) -> anyhow::Result<Child> {
     let path = bin_path("gateway").await?;
-    let mut command = Command::new(path);
+    // prlimit (util-linux) execs the gateway: the pid stays the gateway's.
+    let mut command = match nofile {
+        Some(limit) => {
+            let mut command = Command::new("prlimit");
+            command
+                .arg(format!("--nofile={limit}:{limit}"))
+                .arg("--")
+                .arg(path);
+            command
+        }
+        None => Command::new(path),
+    };
     command
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env(

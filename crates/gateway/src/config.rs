@@ -58,6 +58,8 @@ pub const OWN_KEYS: &[OwnKey] = &[
     ("limits.max_rooms_per_socket", "100", false, "rooms a socket may be in, its own id room and user room aside; further joins are refused"),
     ("limits.events_per_second", "50", false, "sustained events per second per socket (token bucket); events over it are dropped and counted"),
     ("limits.events_burst", "100", false, "events a socket may send at once above the sustained rate"),
+    ("limits.max_connections", "(open files − reserve)", false, "client connections beyond which new handshakes are refused at once (polling and websocket: 503); the default keeps a reserve of the open-files limit (raised to its hard limit at start) for the admin listener and Redis"),
+    ("limits.connects_per_ip_per_second", "(off)", false, "new sessions per client address and second; over it, handshakes get 429"),
     ("limits.events_grace_s", "5", false, "a socket whose events keep being dropped (no drop-free second) this long is disconnected"),
     ("redis.url", "(unset)", false, "Redis master to publish on, e.g. redis://127.0.0.1:6379 (redis://user:pass@host:port/db for ACL auth and a database, rediss:// for TLS); unset: single node, no Redis. With sentinels only its credentials, database and TLS are used"),
 ];

@@ -6,6 +6,7 @@
 //! their own handlers build on [`server`] and [`handlers`] instead.
 
 mod adapter_metrics;
+pub mod admission;
 pub mod args;
 pub mod auth;
 pub mod config;

@@ -24,6 +24,11 @@ pub struct LimitsConfig {
     pub events_burst: f64,
     /// Seconds a socket may stay over its rate before it is disconnected.
     pub events_grace_s: f64,
+    /// Connections beyond which new handshakes are refused; `None`: the
+    /// open-files limit minus a reserve.
+    pub max_connections: Option<usize>,
+    /// New sessions per client address and second; `None`: unlimited.
+    pub connects_per_ip_per_second: Option<u32>,
 }
 
 impl Default for LimitsConfig {
@@ -34,6 +39,8 @@ impl Default for LimitsConfig {
             events_per_second: 50.0,
             events_burst: 100.0,
             events_grace_s: 5.0,
+            max_connections: None,
+            connects_per_ip_per_second: None,
         }
     }
 }
@@ -51,6 +58,15 @@ impl LimitsConfig {
             if !(value.is_finite() && value >= 1.0) {
                 return Err((key, format!("{value} must be a number of at least 1")));
             }
+        }
+        if self.max_connections == Some(0) {
+            return Err(("limits.max_connections", "must be at least 1".into()));
+        }
+        if self.connects_per_ip_per_second == Some(0) {
+            return Err((
+                "limits.connects_per_ip_per_second",
+                "must be at least 1 (leave it unset for no limit)".into(),
+            ));
         }
         if !(self.events_grace_s.is_finite() && self.events_grace_s >= 0.0) {
             return Err((

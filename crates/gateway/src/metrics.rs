@@ -2,7 +2,9 @@
 //! adapter's own metrics registered beside them (Redis mode), all served as
 //! text exposition on the admin listener's `GET /metrics`.
 
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 use socketioxide::socket::DisconnectReason;
 
 use crate::conn::ByteCounters;
@@ -39,6 +41,12 @@ pub struct GatewayMetrics {
     /// `socketio_limit_disconnects_total{reason}`: sockets disconnected for
     /// flooding or because their token expired.
     pub limit_disconnects: IntCounterVec,
+    /// `socketio_refused_handshakes_total{reason}`: new sessions refused at
+    /// the connection limit or the per-address connect rate.
+    pub refused_handshakes: IntCounterVec,
+    /// `socketio_connection_limit`: the connections beyond which new
+    /// handshakes are refused (`limits.max_connections`, or the default).
+    pub connection_limit: IntGauge,
 }
 
 /// Label values exported at zero from the start, so a dashboard shows the
@@ -46,6 +54,7 @@ pub struct GatewayMetrics {
 const FORBIDDEN_OPS: [&str; 3] = ["join", "publish", "message"];
 const LIMITS: [&str; 2] = ["rooms", "rate"];
 const LIMIT_DISCONNECTS: [&str; 2] = ["rate", "token_expired"];
+const REFUSED_HANDSHAKES: [&str; 2] = ["max_connections", "ip_rate"];
 
 fn counter_vec(
     registry: &Registry,
@@ -145,7 +154,21 @@ impl GatewayMetrics {
             "reason",
             &LIMIT_DISCONNECTS,
         )?;
+        let refused_handshakes = counter_vec(
+            &registry,
+            "socketio_refused_handshakes_total",
+            "New sessions refused at the connection limit or the per-address connect rate",
+            "reason",
+            &REFUSED_HANDSHAKES,
+        )?;
+        let connection_limit = IntGauge::new(
+            "socketio_connection_limit",
+            "Client connections beyond which new handshakes are refused",
+        )?;
+        registry.register(Box::new(connection_limit.clone()))?;
         Ok(Self {
+            connection_limit,
+            refused_handshakes,
             auth_failures,
             forbidden,
             limited,

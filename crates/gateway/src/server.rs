@@ -33,6 +33,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::{info, warn};
 
 use crate::adapter_metrics::{spawn_replication_lag_sampler, AdapterExporter};
+use crate::admission::{self, Admission};
 use crate::auth::Verifier;
 use crate::config::GatewayConfig;
 use crate::conn::{ConnectionTracker, TrackedListener};
@@ -127,13 +128,20 @@ pub async fn run(
     );
 
     let tracker = ConnectionTracker::default();
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        admission(&config, &tracker, &metrics),
+        admission::admit,
+    ));
     let listener = TrackedListener::new(socket_listener, tracker.clone(), metrics.bytes.clone());
     let (stop_accepting_tx, stop_accepting) = watch::channel(false);
     let (stop_admin_tx, stop_admin) = watch::channel(false);
     let sockets = tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(wait_for(stop_accepting))
-            .into_future(),
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<admission::PeerAddr>(),
+        )
+        .with_graceful_shutdown(wait_for(stop_accepting))
+        .into_future(),
     );
     let admin = tokio::spawn(
         axum::serve(admin_listener, admin_app(admin_state.clone()))
@@ -226,6 +234,39 @@ async fn socket_io(
     }
     share_claims(&cluster, &io);
     Ok((socket_app(layer, cors), Cluster::Redis { io, cluster }))
+}
+
+/// The connection limits: the configured maximum, or the open-files limit
+/// (raised to the hard limit first) minus a reserve.
+fn admission(
+    config: &GatewayConfig,
+    tracker: &ConnectionTracker,
+    metrics: &GatewayMetrics,
+) -> Admission {
+    let open_files = admission::raise_open_files_limit();
+    let max_connections = config
+        .limits
+        .max_connections
+        .or_else(|| open_files.map(admission::default_max_connections))
+        .unwrap_or(usize::MAX);
+    metrics
+        .connection_limit
+        .set(i64::try_from(max_connections).unwrap_or(i64::MAX));
+    info!(
+        open_files = open_files.unwrap_or_default(),
+        max_connections,
+        connects_per_ip_per_second = config.limits.connects_per_ip_per_second,
+        "connection limits"
+    );
+    Admission {
+        tracker: tracker.clone(),
+        max_connections,
+        connects_per_ip_per_second: config.limits.connects_per_ip_per_second,
+        rate: Arc::new(std::sync::Mutex::new(admission::ConnectRate::new(
+            std::time::Instant::now(),
+        ))),
+        metrics: metrics.clone(),
+    }
 }
 
 /// The gate's policy: the verifier of the configured key and the limits.
