@@ -22,8 +22,9 @@
 //   {"cmd":"emit","event":"e","args":[..]}
 //   {"cmd":"emitWithAck","id":1,"event":"e","args":[..],"timeout":2000}
 //   {"cmd":"join","id":2,"room":"r"}   {"cmd":"leave","id":3,"room":"r"}
-//   {"cmd":"flood","event":"e","args":[..],"count":100,"intervalMs":20}
-//       emits count times, one every intervalMs; prints {"flooded":count} after
+//   {"cmd":"flood","event":"e","args":[..],"count":100,"intervalMs":20,"batch":1}
+//       emits count times, batch at a time every intervalMs; prints
+//       {"flooded":count} after
 //   {"cmd":"disconnect"}   {"cmd":"connect"}   {"cmd":"exit"}
 // Binary values use common.js conventions ({$bin: hex}) in both directions.
 "use strict";
@@ -165,8 +166,10 @@ function main() {
             clearInterval(timer);
             return print({ flooded: sent });
           }
-          socket.emit(command.event, ...revive(command.args || []));
-          sent += 1;
+          for (let i = 0; i < (command.batch || 1) && sent < command.count; i++) {
+            socket.emit(command.event, ...revive(command.args || []));
+            sent += 1;
+          }
         }, command.intervalMs || 0);
         break;
       }

@@ -423,6 +423,46 @@ pub async fn run_emitter(
     ))
 }
 
+/// How long one `loadgen` run may take.
+const LOADGEN_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Runs `loadgen <args>` to completion and returns its JSON report.
+pub async fn run_loadgen(args: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let dir = std::env::temp_dir().join(format!(
+        "loadgen-test-{}-{}",
+        std::process::id(),
+        crate::free_port()?
+    ));
+    std::fs::create_dir_all(&dir)?;
+    let json = dir.join(format!(
+        "{}.json",
+        args.join("_").replace(['/', ':', ','], "")
+    ));
+    let output = tokio::time::timeout(
+        LOADGEN_TIMEOUT,
+        Command::new(bin_path("loadgen").await?)
+            .args(args)
+            .arg("--json")
+            .arg(&json)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .context("loadgen did not finish in time")??;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    anyhow::ensure!(
+        output.status.success(),
+        "loadgen {args:?} failed: {}\n{stdout}\n{stderr}",
+        output.status
+    );
+    eprintln!("{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(report)
+}
+
 /// The value of the sample line `name{labels} value` of a Prometheus text
 /// exposition.
 pub fn metric_sample(exposition: &str, name_and_labels: &str) -> Option<f64> {

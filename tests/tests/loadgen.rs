@@ -8,13 +8,12 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
-use e2e::bins::{bin_path, run_emitter};
+use e2e::bins::{bin_path, run_emitter, run_loadgen as loadgen};
 use e2e::{GatewayProcess, RedisServer};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 
-const RUN_TIMEOUT: Duration = Duration::from_secs(90);
 const LINE_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Cluster {
@@ -64,39 +63,6 @@ impl Cluster {
             .collect::<Vec<_>>()
             .join(",")
     }
-}
-
-/// Runs `loadgen <args>` to completion and returns its JSON report.
-async fn loadgen(args: &[&str]) -> anyhow::Result<Value> {
-    let dir = std::env::temp_dir().join(format!("loadgen-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let json = dir.join(format!(
-        "{}.json",
-        args.join("_").replace(['/', ':', ','], "")
-    ));
-    let output = tokio::time::timeout(
-        RUN_TIMEOUT,
-        Command::new(bin_path("loadgen").await?)
-            .args(args)
-            .arg("--json")
-            .arg(&json)
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .context("loadgen did not finish in time")??;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    anyhow::ensure!(
-        output.status.success(),
-        "loadgen {args:?} failed: {}\n{stdout}\n{stderr}",
-        output.status
-    );
-    eprintln!("{stdout}");
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(report)
 }
 
 fn number(value: &Value, key: &str) -> u64 {
