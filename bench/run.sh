@@ -5,6 +5,8 @@
 #
 #   rust                two gateways (release), publishing on the master,
 #                       each subscribed on its own replica (the seed topology)
+#   rust-auth           the same with client authentication on: every loadgen
+#                       client connects with its own HS256 token
 #   node                two socket.io 4.8 + @socket.io/redis-adapter 8.3
 #                       processes, same topology (bench/node/server.js)
 #   socketioxide-redis  two socketioxide + socketioxide-redis 0.4 (fred)
@@ -14,7 +16,7 @@
 #
 #   bench/run.sh quick|full
 #
-#   STACKS="rust node"            only these stacks (default: all four)
+#   STACKS="rust node"            only these stacks (default: all five)
 #   BASELINE_GATEWAY=path/to/gateway
 #                                 also run that gateway binary as the stack
 #                                 `rust-baseline`, right after `rust` (or
@@ -114,7 +116,9 @@ stop_stack() {
 }
 
 # --- build ------------------------------------------------------------------
-STACKS=${STACKS:-rust node socketioxide-redis floor}
+STACKS=${STACKS:-rust rust-auth node socketioxide-redis floor}
+# The secret of the rust-auth stack's gateways and of its loadgen clients.
+BENCH_SECRET=bench-secret-$RANDOM$RANDOM
 has_stack() { [[ " $STACKS " == *" $1 "* ]]; }
 if [ -n "${BASELINE_GATEWAY:-}" ]; then
   [ -x "$BASELINE_GATEWAY" ] || { echo "BASELINE_GATEWAY=$BASELINE_GATEWAY is not an executable" >&2; exit 2; }
@@ -171,9 +175,10 @@ start_stack() { # label ; sets URLS and SERVER_PIDS
   local label=$1 p1 p2 a1 a2
   p1=$(free_port 27600); p2=$(free_port $((p1 + 1)))
   case $label in
-    rust|rust-baseline)
-      local binary=$BIN/gateway
+    rust|rust-baseline|rust-auth)
+      local binary=$BIN/gateway auth=()
       [ "$label" = rust-baseline ] && binary=$BASELINE_GATEWAY
+      [ "$label" = rust-auth ] && auth=(GATEWAY_AUTH__JWT_SECRET="$BENCH_SECRET")
       a1=$(free_port $((p2 + 1))); a2=$(free_port $((a1 + 1)))
       for i in 0 1; do
         local port=$([ $i = 0 ] && echo "$p1" || echo "$p2")
@@ -181,7 +186,9 @@ start_stack() { # label ; sets URLS and SERVER_PIDS
         start "rust-$i" env RUST_LOG=warn GATEWAY_LISTEN="127.0.0.1:$port" \
           GATEWAY_ADMIN_LISTEN="127.0.0.1:$admin" GATEWAY_REDIS__URL="$MASTER" \
           GATEWAY_REDIS__REPLICA_URLS="redis://127.0.0.1:${REPLICA_PORTS[$i]}" \
-          GATEWAY_REDIS__SUBSCRIBER_SELECTION=first $SERVER "$binary"
+          GATEWAY_REDIS__SUBSCRIBER_SELECTION=first \
+          GATEWAY_LIMITS__EVENTS_PER_SECOND=1000000 GATEWAY_LIMITS__EVENTS_BURST=1000000 \
+          "${auth[@]}" $SERVER "$binary"
         STACK_PIDS+=("$LAST_PID")
       done
       ;;
@@ -218,9 +225,10 @@ start_stack() { # label ; sets URLS and SERVER_PIDS
 RUNS=()
 loadgen() { # label tag scenario args...
   local label=$1 tag=$2 scenario=$3; shift 3
-  local out="$WORK/run-$label-$tag.json"
+  local out="$WORK/run-$label-$tag.json" auth=()
+  [ "$label" = rust-auth ] && auth=(--auth-secret "$BENCH_SECRET")
   log "$label: $scenario $*"
-  if $CLIENT "$BIN/loadgen" "$scenario" --label "$label" --url "$URLS" \
+  if $CLIENT "$BIN/loadgen" "$scenario" --label "$label" --url "$URLS" "${auth[@]}" \
       --gateway-pids "$SERVER_PIDS" --redis-pids "$REDIS_PIDS" --source-ips 8 \
       --connect-rate 3000 --drain-timeout "$DRAIN" --json "$out" "$@" \
       >"$WORK/run-$label-$tag.txt" 2>"$WORK/run-$label-$tag.err"; then

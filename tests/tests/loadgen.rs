@@ -233,3 +233,34 @@ async fn siocat_sessions_on_two_gateways_see_each_other_and_the_emitter() -> any
     assert_eq!(b.finish().await?, Some(0));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadgen_clients_connect_with_tokens_to_a_gateway_with_auth() -> anyhow::Result<()> {
+    let secret = "loadgen test secret";
+    let gateway =
+        GatewayProcess::start("auth-loadgen", &[("GATEWAY_AUTH__JWT_SECRET", secret)]).await?;
+    let url = gateway.url();
+    let args = [
+        "fanout",
+        "--url",
+        &url,
+        "--clients",
+        "20",
+        "--rate",
+        "10",
+        "--duration",
+        "1",
+        "--auth-secret",
+        secret,
+    ];
+    let report = loadgen(&args).await?;
+    assert_eq!(number(&report, "connected"), 20, "{report}");
+    let step = &report["steps"][0];
+    let published = number(step, "published");
+    assert!(published >= 5, "{step}");
+    assert_eq!(number(step, "received"), published * 19, "{step}");
+    // Without the secret every client is refused.
+    let refused = loadgen(&args[..args.len() - 2]).await;
+    assert!(refused.is_err() || refused.is_ok_and(|r| number(&r, "connected") == 0));
+    Ok(())
+}

@@ -147,6 +147,7 @@ impl Connection {
         target: &Target,
         source: Option<IpAddr>,
         nsp: &str,
+        auth: Option<&str>,
         config: WebSocketConfig,
     ) -> Result<Self, ClientError> {
         let socket = if target.addr.is_ipv4() {
@@ -166,20 +167,26 @@ impl Connection {
             let (ws, _response) =
                 tokio_tungstenite::client_async_with_config(target.ws_url(), stream, Some(config))
                     .await?;
-            Self::handshake(ws, nsp).await
+            Self::handshake(ws, nsp, auth).await
         };
         tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
             .await
             .map_err(|_| ClientError::Timeout)?
     }
 
-    async fn handshake(mut ws: WebSocketStream<TcpStream>, nsp: &str) -> Result<Self, ClientError> {
+    /// `auth` is the CONNECT payload (`{"token": "..."}`), as JSON text.
+    async fn handshake(
+        mut ws: WebSocketStream<TcpStream>,
+        nsp: &str,
+        auth: Option<&str>,
+    ) -> Result<Self, ClientError> {
         let text = next_text(&mut ws).await?;
         let open = match EioPacket::decode_v4_text(&text)? {
             EioPacket::Open(open) => open,
             _ => return Err(ClientError::UnexpectedHandshake(text)),
         };
-        ws.send(Message::text(format!("40{}", nsp_prefix(nsp))))
+        let payload = auth.unwrap_or_default();
+        ws.send(Message::text(format!("40{}{payload}", nsp_prefix(nsp))))
             .await?;
         loop {
             let text = next_text(&mut ws).await?;

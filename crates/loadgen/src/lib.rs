@@ -12,6 +12,7 @@
 //!   latency histograms;
 //! - [`procfs`]: server CPU time and memory from `/proc`;
 //! - [`floor`]: the minimal relay server used as the machine's limit;
+//! - [`token`]: the clients' tokens when the gateways require them;
 //! - [`report`]: merging run results into the summary and markdown table
 //!   of `make bench`, [`chart`] its SVG chart, and [`output`] writing the
 //!   three files.
@@ -26,3 +27,4 @@ pub mod procfs;
 pub mod report;
 pub mod scenario;
 pub mod stats;
+pub mod token;

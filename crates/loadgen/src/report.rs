@@ -19,6 +19,8 @@ pub(crate) const STACKS: &[(&str, &str)] = &[
     // An older build of the gateway, measured in the same run
     // (BASELINE_GATEWAY in bench/run.sh).
     ("rust-baseline", "#f59f00"),
+    // The same gateways with client authentication on (bench/run.sh).
+    ("rust-auth", "#ae3ec9"),
     ("node", "#2b8a3e"),
     ("socketioxide-redis", "#1c7ed6"),
     ("floor", "#495057"),

@@ -86,6 +86,9 @@ pub struct RunConfig {
     pub drain_timeout: Duration,
     /// Skip the remaining (higher) rates once a phase is overloaded.
     pub stop_when_overloaded: bool,
+    /// With a gateway's HS256 secret, each client connects with a token of
+    /// its own ([`crate::token`]).
+    pub auth_secret: Option<String>,
 }
 
 /// What a connection task is told to do.
@@ -251,10 +254,16 @@ async fn connect_crowd(
             IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))
         });
         let nsp = config.nsp.clone();
+        let auth = config
+            .auth_secret
+            .as_deref()
+            .map(|secret| crate::token::connect_auth(secret, index))
+            .transpose()?;
         let shared = shared.clone();
         let shutdown = shutdown_rx.clone();
         tasks.spawn(async move {
-            let connected = Connection::connect(&target, source, &nsp, lean_ws_config()).await;
+            let connected =
+                Connection::connect(&target, source, &nsp, auth.as_deref(), lean_ws_config()).await;
             drop(permit);
             match connected {
                 Ok(conn) => {

@@ -33,13 +33,13 @@ async fn next_event(conn: &mut Connection) -> Incoming {
 async fn floor_relays_to_every_other_socket() {
     let (url, _stop) = start_floor().await;
     let target = Target::resolve(&url).await.unwrap();
-    let mut a = Connection::connect(&target, None, "/", lean_ws_config())
+    let mut a = Connection::connect(&target, None, "/", None, lean_ws_config())
         .await
         .unwrap();
-    let mut b = Connection::connect(&target, None, "/", lean_ws_config())
+    let mut b = Connection::connect(&target, None, "/", None, lean_ws_config())
         .await
         .unwrap();
-    let mut c = Connection::connect(&target, None, "/", lean_ws_config())
+    let mut c = Connection::connect(&target, None, "/", None, lean_ws_config())
         .await
         .unwrap();
     assert!(!a.sid.is_empty());
@@ -85,6 +85,7 @@ async fn a_fanout_run_against_the_floor_loses_nothing() {
         max_in_flight: 4,
         drain_timeout: Duration::from_secs(5),
         stop_when_overloaded: false,
+        auth_secret: None,
     })
     .await
     .unwrap();

@@ -99,6 +99,11 @@ struct RunArgs {
     /// Writes the report as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// The gateways' HS256 secret (`GATEWAY_AUTH__JWT_SECRET`): every
+    /// client connects with a token of its own, allowed to relay, join and
+    /// publish everywhere.
+    #[arg(long, env = "LOADGEN_AUTH_SECRET", hide_env_values = true)]
+    auth_secret: Option<String>,
 }
 
 impl RunArgs {
@@ -125,6 +130,7 @@ impl RunArgs {
             max_in_flight: self.max_in_flight,
             drain_timeout: Duration::from_secs_f64(self.drain_timeout.max(0.0)),
             stop_when_overloaded: self.stop_when_overloaded,
+            auth_secret: self.auth_secret,
         };
         (config, self.json)
     }

@@ -36,13 +36,21 @@ struct Cli {
     /// Rooms to join (the gateway's `join` event) before reading stdin.
     #[arg(long)]
     join: Vec<String>,
+    /// A JWT for a gateway with authentication on, sent as the CONNECT
+    /// auth payload `{"token": ..}`.
+    #[arg(long, env = "SIOCAT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let target = Target::resolve(&cli.url).await?;
-    let mut conn = Connection::connect(&target, None, &cli.nsp, lean_ws_config())
+    let auth = cli
+        .token
+        .as_ref()
+        .map(|token| serde_json::json!({ "token": token }).to_string());
+    let mut conn = Connection::connect(&target, None, &cli.nsp, auth.as_deref(), lean_ws_config())
         .await
         .with_context(|| format!("connecting to {}", cli.url))?;
     let mut stdout = std::io::stdout();
