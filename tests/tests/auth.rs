@@ -55,16 +55,25 @@ async fn gateways(kit: &TokenKit) -> anyhow::Result<(GatewayProcess, GatewayProc
 async fn tokens_of_each_family_connect_on_every_transport_and_client() -> anyhow::Result<()> {
     let kit = TokenKit::new().await?;
     let (one, two) = gateways(&kit).await?;
+    let ed_public = kit.public_key("ed").to_string_lossy().into_owned();
+    let three = GatewayProcess::start(
+        "auth-ed",
+        &[("GATEWAY_AUTH__JWT_PUBLIC_KEY_FILE", ed_public.as_str())],
+    )
+    .await?;
     let rsa = kit.private_key("rsa").to_string_lossy().into_owned();
     let ec = kit.private_key("ec").to_string_lossy().into_owned();
+    let ed = kit.private_key("ed").to_string_lossy().into_owned();
     let tokens = kit
         .sign(&json!([
             hs(valid_claims("alice")),
             {"alg": "RS256", "keyFile": rsa, "claims": valid_claims("bob")},
             {"alg": "ES256", "keyFile": ec, "claims": {"sub": "carol", "exp": {"in": 600}}},
+            {"alg": "EdDSA", "keyFile": ed, "claims": {"sub": "dave", "exp": {"in": 600}}},
         ]))
         .await?;
     let (hs_token, rs_token, es_token) = (&tokens[0], &tokens[1], &tokens[2]);
+    let ed_token = &tokens[3];
 
     let headers = json!({ "authorization": format!("Bearer {hs_token}") }).to_string();
     let query = auth_arg(hs_token);
@@ -108,6 +117,7 @@ async fn tokens_of_each_family_connect_on_every_transport_and_client() -> anyhow
         ),
         ("rs-ws", &one, vec!["--auth".into(), auth_arg(rs_token)]),
         ("es-ws", &two, vec!["--auth".into(), auth_arg(es_token)]),
+        ("ed-ws", &three, vec!["--auth".into(), auth_arg(ed_token)]),
         (
             "es-polling",
             &two,
@@ -140,7 +150,8 @@ fn user_of(case: &str) -> &'static str {
     match &case[..2] {
         "hs" => "alice",
         "rs" => "bob",
-        _ => "carol",
+        "es" => "carol",
+        _ => "dave",
     }
 }
 

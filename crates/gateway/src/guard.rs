@@ -37,13 +37,29 @@ pub struct Policy {
     pub auth: AuthConfig,
     /// The `[limits]` section.
     pub limits: LimitsConfig,
+    /// The rights of sockets without a token, shared by all of them (every
+    /// socket when auth is off: a few bytes each, not a copy each).
+    anonymous: Arc<Permissions>,
+}
+
+impl Policy {
+    /// The policy of `auth` and `limits`, verified by `verifier`.
+    pub fn new(verifier: Option<Verifier>, auth: AuthConfig, limits: LimitsConfig) -> Self {
+        let anonymous = Arc::new(Permissions::anonymous(&auth));
+        Self {
+            verifier,
+            auth,
+            limits,
+            anonymous,
+        }
+    }
 }
 
 /// The state of one socket the handlers consult.
 #[derive(Debug)]
 pub struct Guard {
     /// What it may do.
-    pub permissions: Permissions,
+    pub permissions: Arc<Permissions>,
     /// Its token's claims, when it has one (its data for `fetchSockets`).
     pub claims: Option<serde_json::Value>,
     policy: Arc<Policy>,
@@ -54,7 +70,7 @@ pub struct Guard {
 
 impl Guard {
     fn new(
-        permissions: Permissions,
+        permissions: Arc<Permissions>,
         claims: Option<serde_json::Value>,
         policy: Arc<Policy>,
     ) -> Self {
@@ -111,7 +127,7 @@ pub async fn authenticate<A: Adapter>(
     State(metrics): State<GatewayMetrics>,
 ) -> Result<(), AuthError> {
     let Some(verifier) = &policy.verifier else {
-        let permissions = Permissions::anonymous(&policy.auth);
+        let permissions = policy.anonymous.clone();
         socket
             .extensions
             .insert(Arc::new(Guard::new(permissions, None, policy.clone())));
@@ -140,13 +156,13 @@ pub async fn authenticate<A: Adapter>(
         }
     };
     let Some(claims) = claims else {
-        let permissions = Permissions::anonymous(&policy.auth);
+        let permissions = policy.anonymous.clone();
         socket
             .extensions
             .insert(Arc::new(Guard::new(permissions, None, policy.clone())));
         return Ok(());
     };
-    let permissions = Permissions::from_claims(&claims, &policy.auth);
+    let permissions = Arc::new(Permissions::from_claims(&claims, &policy.auth));
     socket.join(user_room(&policy.auth, &claims.sub));
     debug!(ns = socket.ns(), sid = %socket.id, user = %claims.sub, "socket authenticated");
     let guard = Arc::new(Guard::new(permissions, Some(claims.all), policy.clone()));

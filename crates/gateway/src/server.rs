@@ -280,11 +280,11 @@ fn policy(config: &GatewayConfig) -> Result<Arc<Policy>, GatewayError> {
         ),
         None => info!("client authentication off: no auth.jwt_secret or auth.jwt_public_key_file"),
     }
-    Ok(Arc::new(Policy {
+    Ok(Arc::new(Policy::new(
         verifier,
-        auth: config.auth.clone(),
-        limits: config.limits.clone(),
-    }))
+        config.auth.clone(),
+        config.limits.clone(),
+    )))
 }
 
 /// Remote `fetchSockets` (Rust and Node nodes alike) get each socket's
