@@ -22,9 +22,9 @@
 //   {"cmd":"emit","event":"e","args":[..]}
 //   {"cmd":"emitWithAck","id":1,"event":"e","args":[..],"timeout":2000}
 //   {"cmd":"join","id":2,"room":"r"}   {"cmd":"leave","id":3,"room":"r"}
-//   {"cmd":"flood","event":"e","args":[..],"count":100,"intervalMs":20,"batch":1}
-//       emits count times, batch at a time every intervalMs; prints
-//       {"flooded":count} after
+//   {"cmd":"flood","event":"e","args":[..],"count":100,"intervalMs":20,"batch":1,"numbered":false}
+//       emits count times, batch at a time every intervalMs (numbered: the
+//       first argument gets "-<n>" appended); prints {"flooded":count} after
 //   {"cmd":"disconnect"}   {"cmd":"connect"}   {"cmd":"exit"}
 // Binary values use common.js conventions ({$bin: hex}) in both directions.
 "use strict";
@@ -167,7 +167,9 @@ function main() {
             return print({ flooded: sent });
           }
           for (let i = 0; i < (command.batch || 1) && sent < command.count; i++) {
-            socket.emit(command.event, ...revive(command.args || []));
+            const args = revive(command.args || []);
+            if (command.numbered && typeof args[0] === "string") args[0] = `${args[0]}-${sent}`;
+            socket.emit(command.event, ...args);
             sent += 1;
           }
         }, command.intervalMs || 0);

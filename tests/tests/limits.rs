@@ -38,6 +38,58 @@ async fn rooms_per_socket_stop_at_the_limit() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The gateway's resident memory, from /proc.
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmRSS in /proc/{pid}/status"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_thousand_joins_cost_a_hundred_rooms() -> anyhow::Result<()> {
+    // The rate limit out of the way: this is about the room limit.
+    let gateway = GatewayProcess::start(
+        "limits-rss",
+        &[
+            ("GATEWAY_LIMITS__EVENTS_PER_SECOND", "1000000"),
+            ("GATEWAY_LIMITS__EVENTS_BURST", "1000000"),
+        ],
+    )
+    .await?;
+    let pid = gateway.pid().ok_or_else(|| anyhow::anyhow!("no pid"))?;
+    let mut joiner = NodePeer::client("joiner", &gateway.url(), &[]).await?;
+    let before = rss_kib(pid)?;
+    // 20,000 joins of distinct 200-byte names, as fast as the client goes.
+    let name = "r".repeat(194);
+    joiner
+        .send(&json!({"cmd": "flood", "event": "join", "args": [name], "count": 20_000, "batch": 200, "intervalMs": 1, "numbered": true}))
+        .await?;
+    joiner
+        .expect("the joins sent", Duration::from_secs(60), |l| {
+            l["flooded"] == 20_000
+        })
+        .await?;
+    gateway
+        .wait_metric(
+            "socketio_limited_total{limit=\"rooms\"}",
+            |v| v == 19_900.0,
+            Duration::from_secs(30),
+        )
+        .await?;
+    let after = rss_kib(pid)?;
+    eprintln!("[limits-rss] gateway RSS {before} KiB before, {after} KiB after 20000 joins");
+    // Unlimited, they took about 15 MB (200,000 joins: 9 MB to 157 MB).
+    assert!(after < before + 4096, "RSS {before} KiB -> {after} KiB");
+    assert_eq!(
+        joiner.join("r-last").await?,
+        json!(["limit: too many rooms for this socket"])
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_over_the_rate_are_dropped_then_the_flooder_is_disconnected() -> anyhow::Result<()> {
     let gateway = GatewayProcess::start(

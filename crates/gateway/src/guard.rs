@@ -64,6 +64,8 @@ pub struct Guard {
     pub claims: Option<serde_json::Value>,
     policy: Arc<Policy>,
     bucket: Mutex<TokenBucket>,
+    /// Held while a join is checked against the room limit and applied.
+    joins: Mutex<()>,
     /// Notified at disconnect, to stop the expiry timer.
     closed: Notify,
 }
@@ -80,6 +82,7 @@ impl Guard {
             claims,
             policy,
             bucket,
+            joins: Mutex::new(()),
             closed: Notify::new(),
         }
     }
@@ -90,16 +93,30 @@ impl Guard {
         socket.extensions.get::<Arc<Guard>>()
     }
 
-    /// Whether the socket may join one more room.
-    pub fn has_room_for_one_more<A: Adapter>(&self, socket: &SocketRef<A>) -> bool {
+    /// Joins `room` unless that would put the socket over the room limit;
+    /// whether it is in the room now. Check and join happen under one lock:
+    /// the socket's events are handled concurrently, and two joins must
+    /// not both see room for one more.
+    pub fn join_within_limit<A: Adapter>(&self, socket: &SocketRef<A>, room: String) -> bool {
+        let _serial = self
+            .joins
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let rooms = socket.rooms();
+        if rooms.iter().any(|held| *held == room) {
+            return true;
+        }
         let sid = socket.id.to_string();
         let held = counted_rooms(
-            rooms.iter().map(|room| room.as_ref()),
+            rooms.iter().map(|held| held.as_ref()),
             &sid,
             self.permissions.own_user_room.as_deref(),
         );
-        held < self.policy.limits.max_rooms_per_socket
+        if held >= self.policy.limits.max_rooms_per_socket {
+            return false;
+        }
+        socket.join(room);
+        true
     }
 
     /// The rate limiter's verdict on one more event now.

@@ -151,18 +151,18 @@ async fn on_join<A: Adapter>(
         Ok(room) => room,
         Err(reason) => return reply(&metrics, ack, &reason),
     };
-    if let Some(guard) = guard {
-        if !guard.permissions.may_join(&room) {
-            forbidden(&metrics, "join");
-            return reply(&metrics, ack, &format!("forbidden: room {room}"));
-        }
-        let already = socket.rooms().iter().any(|r| *r == room);
-        if !already && !guard.has_room_for_one_more(&socket) {
-            metrics.limited.with_label_values(&["rooms"]).inc();
-            return reply(&metrics, ack, &"limit: too many rooms for this socket");
-        }
+    let Some(guard) = guard else {
+        socket.join(room);
+        return reply(&metrics, ack, &true);
+    };
+    if !guard.permissions.may_join(&room) {
+        forbidden(&metrics, "join");
+        return reply(&metrics, ack, &format!("forbidden: room {room}"));
     }
-    socket.join(room);
+    if !guard.join_within_limit(&socket, room) {
+        metrics.limited.with_label_values(&["rooms"]).inc();
+        return reply(&metrics, ack, &"limit: too many rooms for this socket");
+    }
     reply(&metrics, ack, &true);
 }
 
