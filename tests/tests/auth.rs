@@ -116,6 +116,32 @@ async fn tokens_of_each_family_connect_on_every_transport_and_client() -> anyhow
             ],
         ),
         ("rs-ws", &one, vec!["--auth".into(), auth_arg(rs_token)]),
+        (
+            "rs-polling",
+            &one,
+            vec![
+                "--transports".into(),
+                "polling".into(),
+                "--auth".into(),
+                auth_arg(rs_token),
+            ],
+        ),
+        (
+            "rs-v2-query-polling",
+            &one,
+            vec![
+                "--v2".into(),
+                "--transports".into(),
+                "polling".into(),
+                "--query".into(),
+                auth_arg(rs_token),
+            ],
+        ),
+        (
+            "es-v2-query-ws",
+            &two,
+            vec!["--v2".into(), "--query".into(), auth_arg(es_token)],
+        ),
         ("es-ws", &two, vec!["--auth".into(), auth_arg(es_token)]),
         ("ed-ws", &three, vec!["--auth".into(), auth_arg(ed_token)]),
         (
@@ -273,16 +299,22 @@ async fn bad_tokens_are_refused_with_their_reason() -> anyhow::Result<()> {
     )
     .await?;
     assert_eq!(polling, "unauthorized: token expired");
-    let v2 =
-        NodePeer::refused_client("expired-v2", &one.url(), &["--v2", "--query", &expired]).await?;
-    assert!(v2.contains("unauthorized: token expired"), "{v2}");
+    for transport in ["websocket", "polling"] {
+        let v2 = NodePeer::refused_client(
+            &format!("expired-v2-{transport}"),
+            &one.url(),
+            &["--v2", "--transports", transport, "--query", &expired],
+        )
+        .await?;
+        assert_eq!(v2, "unauthorized: token expired", "{transport}");
+    }
 
     let failures = one.scrape().await?;
     for (reason, count) in [
         ("no_token", 1.0),
         ("malformed", 1.0),
         ("bad_signature", 2.0),
-        ("expired", 3.0),
+        ("expired", 4.0),
         ("not_yet_valid", 1.0),
         ("issuer", 1.0),
         ("audience", 1.0),
