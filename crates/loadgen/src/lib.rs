@@ -25,6 +25,7 @@ pub mod output;
 pub mod payload;
 pub mod procfs;
 pub mod report;
+mod rooms;
 pub mod scenario;
 pub mod stats;
 pub mod token;

@@ -10,7 +10,7 @@
 //! publishers and reads counters.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,7 @@ use crate::client::{lean_ws_config, nsp_prefix, Connection, Target};
 pub use crate::outcome::{table, RunReport, StepReport};
 use crate::payload::{self, Stamp};
 use crate::procfs;
+use crate::rooms::Rooms;
 use crate::stats::Stats;
 
 /// What the clients do once connected.
@@ -98,35 +99,6 @@ enum Command {
     Publish { room: Option<usize> },
     /// Join a room, acknowledged by the server.
     Join { room: usize },
-}
-
-/// Room membership of the rooms scenario: client `i` joins rooms
-/// `(i*K + j) % R` for `j < K`, so every room gets `G` members when the
-/// numbers divide.
-#[derive(Debug)]
-struct Rooms {
-    count: usize,
-    per_client: usize,
-    members: Vec<AtomicU64>,
-}
-
-impl Rooms {
-    fn new(clients: usize, per_client: usize, size: usize) -> Self {
-        let count = (clients * per_client / size.max(1)).max(1);
-        Self {
-            count,
-            per_client,
-            members: (0..count).map(|_| AtomicU64::new(0)).collect(),
-        }
-    }
-
-    fn of_client(&self, client: usize) -> impl Iterator<Item = usize> + '_ {
-        (0..self.per_client).map(move |j| (client * self.per_client + j) % self.count)
-    }
-
-    fn name(room: usize) -> String {
-        format!("r{room}")
-    }
 }
 
 /// Shared by the controller and every connection task.
@@ -767,22 +739,6 @@ fn print_step(config: &RunConfig, step: &StepReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rooms_have_the_requested_size() {
-        let rooms = Rooms::new(100, 2, 10);
-        assert_eq!(rooms.count, 20);
-        let mut sizes = vec![0; rooms.count];
-        for client in 0..100 {
-            let joined: Vec<usize> = rooms.of_client(client).collect();
-            assert_eq!(joined.len(), 2);
-            assert_ne!(joined[0], joined[1]);
-            for room in joined {
-                sizes[room] += 1;
-            }
-        }
-        assert!(sizes.iter().all(|&s| s == 10), "{sizes:?}");
-    }
 
     #[test]
     fn acks_split_into_id_and_body() {
