@@ -235,6 +235,11 @@ impl GatewayProcess {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The Socket.IO port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// The admin port.
     pub fn admin_port(&self) -> u16 {
         self.admin_port
@@ -421,6 +426,13 @@ pub async fn run_emitter(
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     ))
+}
+
+/// The session id in the body of an Engine.IO polling handshake
+/// (`0{"sid":"..",..}`).
+pub fn engine_sid(open: &str) -> Option<String> {
+    let rest = open.split("\"sid\":\"").nth(1)?;
+    Some(rest.split('"').next()?.to_owned())
 }
 
 /// How long one `loadgen` run may take.

@@ -62,6 +62,18 @@ pub fn ensure_node_modules() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `client.js`'s arguments: the URL, the name, then `extra` as is.
+fn client_args(name: &str, url: &str, extra: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "--url".to_owned(),
+        url.to_owned(),
+        "--name".to_owned(),
+        name.to_owned(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
 impl NodePeer {
     /// Spawns `node tests/node/<script> <args..>` and, when `ready_prefix` is
     /// given, waits until a stdout line starts with it.
@@ -183,26 +195,14 @@ impl NodePeer {
     /// A `client.js` Socket.IO client connected to `url`; `extra` goes to
     /// client.js as is (`--v2`, `--nsp /admin`, `--transports polling`, ...).
     pub async fn client(name: &str, url: &str, extra: &[&str]) -> anyhow::Result<Self> {
-        let mut args = vec![
-            "--url".to_owned(),
-            url.to_owned(),
-            "--name".to_owned(),
-            name.to_owned(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
+        let args = client_args(name, url, extra);
         Self::spawn(name, "client.js", &args, &[], Some("connected ")).await
     }
 
     /// A `client.js` client that `url` must refuse: the message of its
     /// `connect_error` (the client exits after it).
     pub async fn refused_client(name: &str, url: &str, extra: &[&str]) -> anyhow::Result<String> {
-        let mut args = vec![
-            "--url".to_owned(),
-            url.to_owned(),
-            "--name".to_owned(),
-            name.to_owned(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
+        let args = client_args(name, url, extra);
         let mut peer = Self::spawn(name, "client.js", &args, &[], None).await?;
         let line = peer.read_line(Instant::now() + READY_TIMEOUT).await?;
         if line["event"] == "$connect_error" {

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use e2e::{
-    bins::{http_get, metric_sample, run_emitter},
+    bins::{engine_sid, http_get, metric_sample, run_emitter},
     wait_for, GatewayProcess, NodePeer, RedisServer,
 };
 use serde_json::json;
@@ -41,10 +41,7 @@ async fn at_the_open_files_limit_handshakes_are_refused_and_the_gateway_holds() 
 
     // One real client, then idle connections up to the maximum.
     let mut client = NodePeer::client("client", &gateway.url(), &[]).await?;
-    let addr = format!(
-        "127.0.0.1:{}",
-        gateway.url().rsplit(':').next().unwrap_or_default()
-    );
+    let addr = format!("127.0.0.1:{}", gateway.port());
     let mut idle = Vec::new();
     for _ in 1..MAX_CONNECTIONS {
         idle.push(TcpStream::connect(&addr).await?);
@@ -106,12 +103,7 @@ async fn connects_per_address_are_limited_per_second() -> anyhow::Result<()> {
     // Polling handshakes straight over HTTP: the first three of a second
     // pass, the fourth gets 429. (Retried in a new second if the four
     // straddled one.)
-    let port: u16 = gateway
-        .url()
-        .rsplit(':')
-        .next()
-        .unwrap_or_default()
-        .parse()?;
+    let port = gateway.port();
     let handshake = "/socket.io/?EIO=4&transport=polling";
     let sid = wait_for(
         "four handshakes within one second",
@@ -122,18 +114,13 @@ async fn connects_per_address_are_limited_per_second() -> anyhow::Result<()> {
                 answers.push(http_get(port, handshake).await?);
             }
             let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
-            Ok((statuses == [200, 200, 200, 429]).then(|| answers[0].1.clone()))
+            Ok((statuses == [200, 200, 200, 429]).then(|| engine_sid(&answers[0].1)))
         },
     )
     .await?;
     // Requests of a session are not handshakes: the session's poll passes
     // while its address is over the rate.
-    let sid = sid
-        .split("\"sid\":\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or_default()
-        .to_owned();
+    let sid = sid.unwrap_or_default();
     assert_eq!(
         http_get(port, handshake).await?.0,
         429,

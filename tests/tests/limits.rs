@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use e2e::{bins::metric_sample, GatewayProcess, NodePeer};
+use e2e::{
+    bins::{engine_sid, http_get, http_request, metric_sample},
+    GatewayProcess, NodePeer,
+};
 use serde_json::json;
 
 const EVENT: Duration = Duration::from_secs(5);
@@ -184,5 +187,69 @@ async fn a_packet_over_the_limit_closes_its_connection_and_goes_nowhere() -> any
     last.emit("message", json!(["after"])).await?;
     let line = receiver.expect_event("message", EVENT).await?;
     assert_eq!(line["args"], json!(["after"]));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_packets_get_413_on_polling_and_a_close_on_websocket() -> anyhow::Result<()> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{protocol::frame::coding::CloseCode, Message};
+
+    let gateway = GatewayProcess::start(
+        "limits-codes",
+        &[("GATEWAY_LIMITS__MAX_PAYLOAD_BYTES", "4096")],
+    )
+    .await?;
+    let port = gateway.port();
+
+    // Long-polling: a session, then a POST over the limit.
+    let (status, open) = http_get(port, "/socket.io/?EIO=4&transport=polling").await?;
+    assert_eq!(status, 200, "{open}");
+    let sid = engine_sid(&open).unwrap_or_default();
+    let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    let big = format!("42[\"message\",\"{}\"]", "x".repeat(8192));
+    let (status, body) = http_request(
+        port,
+        "POST",
+        &path,
+        &[("Content-Type", "text/plain")],
+        Some(&big),
+    )
+    .await?;
+    assert_eq!(status, 413, "{body}");
+
+    // WebSocket: a message over the limit is answered with a close frame.
+    // engineioxide sends it without a status code, not 1009 ("message too
+    // big"): the frame is tungstenite's capacity error, which engineioxide
+    // turns into a plain close, below anything the gateway sees.
+    let url = format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket");
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await?;
+    let open = ws
+        .next()
+        .await
+        .ok_or_else(|| anyhow::anyhow!("no open packet"))??;
+    assert!(open.to_text()?.starts_with('0'), "{open:?}");
+    ws.send(Message::text("40")).await?;
+    ws.send(Message::text(big)).await?;
+    let close = tokio::time::timeout(EVENT, async {
+        while let Some(frame) = ws.next().await {
+            match frame {
+                Ok(Message::Close(frame)) => return Ok(frame),
+                Ok(_) => {}
+                Err(err) => return Err(anyhow::anyhow!("websocket error before a close: {err}")),
+            }
+        }
+        Err(anyhow::anyhow!(
+            "the connection ended without a close frame"
+        ))
+    })
+    .await??;
+    assert!(
+        close
+            .as_ref()
+            .is_none_or(|frame| frame.code == CloseCode::Size),
+        "{close:?}"
+    );
     Ok(())
 }

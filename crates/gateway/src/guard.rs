@@ -186,7 +186,13 @@ pub async fn authenticate<A: Adapter>(
     socket.extensions.insert(guard.clone());
     if policy.auth.disconnect_on_expiry {
         if let Some(exp) = claims.exp {
-            spawn_expiry(socket, guard, exp + policy.auth.leeway_s, metrics);
+            // Saturating: `exp` is whatever number the token carries.
+            spawn_expiry(
+                socket,
+                guard,
+                exp.saturating_add(policy.auth.leeway_s),
+                metrics,
+            );
         }
     }
     Ok(())

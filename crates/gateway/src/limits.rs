@@ -130,7 +130,9 @@ impl TokenBucket {
         }
         self.last_drop = Some(now);
         let flooding = now.saturating_duration_since(self.flood_since);
-        if flooding >= Duration::from_secs_f64(limits.events_grace_s) {
+        // A grace too long for a Duration never ends.
+        let grace = Duration::try_from_secs_f64(limits.events_grace_s).unwrap_or(Duration::MAX);
+        if flooding >= grace {
             Verdict::Disconnect
         } else {
             Verdict::Drop
@@ -197,6 +199,13 @@ mod tests {
         // has its own grace.
         let got = verdicts(&l, &[0, 100, 2500, 2500, 2600]);
         assert_eq!(got, [Allow, Drop, Allow, Drop, Drop]);
+    }
+
+    #[test]
+    fn a_grace_beyond_any_duration_never_ends() {
+        let l = limits(1.0, 1.0, 1e300);
+        let times: Vec<u64> = (0..30).map(|i| i * 100).collect();
+        assert!(!verdicts(&l, &times).contains(&Verdict::Disconnect));
     }
 
     #[test]
