@@ -357,17 +357,39 @@ impl NodePeer {
         .await
     }
 
-    /// Checks that no `{"event": name}` line arrives within `window`. This is
-    /// the one legitimate fixed wait: proving that something does NOT happen.
+    /// Checks that no `{"event": name}` line arrives within `window`. A
+    /// peer that disconnects or exits meanwhile fails the check: a dead
+    /// client hears nothing either. Prefer a marker ([`Self::events_before`])
+    /// where one can be sent on the same path.
     pub async fn expect_no_event(&mut self, name: &str, window: Duration) -> anyhow::Result<()> {
-        match self
-            .expect(&format!("event `{name}`"), window, |line| {
-                line["event"] == name
-            })
-            .await
-        {
-            Ok(line) => bail!("{} received unexpected event `{name}`: {line}", self.name),
-            Err(_) => Ok(()),
+        let who = self.name.clone();
+        let check = |line: &Value| -> anyhow::Result<()> {
+            match line["event"].as_str() {
+                Some(event) if event == name => {
+                    bail!("{who} received unexpected event `{name}`: {line}")
+                }
+                Some("$disconnect") => bail!("{who} disconnected: {line}"),
+                _ => Ok(()),
+            }
+        };
+        for line in &self.backlog {
+            check(line)?;
+        }
+        let deadline = Instant::now() + window;
+        loop {
+            match timeout_at(deadline, self.stdout.next_line()).await {
+                Err(_) => return Ok(()),
+                Ok(Err(err)) => return Err(err).context(format!("reading {} stdout", self.name)),
+                Ok(Ok(None)) => bail!(
+                    "{who} closed its stdout ({}) while it should be listening",
+                    self.exit_status_text()
+                ),
+                Ok(Ok(Some(line))) => {
+                    let line = parse_line(&line);
+                    check(&line)?;
+                    self.backlog.push_back(line);
+                }
+            }
         }
     }
 
@@ -375,6 +397,8 @@ impl NodePeer {
     /// `marker`, which must come within `timeout`. Sent after something
     /// that must not arrive, on the same path, a marker proves the silence.
     /// A disconnect, an exit or a closed stdout before the marker fails.
+    /// Earlier markers (events named `marker-...`) are not counted: a test
+    /// sends one per check, and not every peer reads every one.
     pub async fn events_before(
         &mut self,
         marker: &str,
@@ -395,6 +419,7 @@ impl NodePeer {
                 Some("$disconnect") => {
                     bail!("{} disconnected before `{marker}`: {line}", self.name)
                 }
+                Some(event) if event.starts_with("marker-") => {}
                 Some(_) => before.push(line),
                 None => {}
             }

@@ -12,8 +12,6 @@ use e2e::{Deadline, NodePeer, RedisServer};
 use serde_json::{json, Value};
 
 const OP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Long enough for a relayed event that is going to arrive to have arrived.
-const QUIET_WINDOW: Duration = Duration::from_millis(500);
 
 fn ids(sockets: &Value) -> Vec<String> {
     let mut ids: Vec<String> = sockets
@@ -34,8 +32,8 @@ async fn node_cluster_relays_through_master_and_replica() -> anyhow::Result<()> 
     let replica = RedisServer::replica_of(&master).await?;
 
     // A subscribes on the master, B on the replica: both publish on the master.
-    let server_a = NodePeer::server("node-a", &master.url(), &master.url(), &[]).await?;
-    let server_b = NodePeer::server("node-b", &master.url(), &replica.url(), &[]).await?;
+    let mut server_a = NodePeer::server("node-a", &master.url(), &master.url(), &[]).await?;
+    let mut server_b = NodePeer::server("node-b", &master.url(), &replica.url(), &[]).await?;
 
     let mut alice = NodePeer::client("alice", &server_a.http_url()?, &[]).await?;
     let mut bob = NodePeer::client(
@@ -69,7 +67,16 @@ async fn node_cluster_relays_through_master_and_replica() -> anyhow::Result<()> 
         carol.expect_event("message", EVENT_TIMEOUT).await?["args"],
         json!(["from bob"])
     );
-    alice.expect_no_event("message", QUIET_WINDOW).await?;
+    // Nothing else reaches alice: a marker from server B takes bob's path.
+    server_b
+        .server_op(
+            json!({"op": "emit", "event": "marker-message", "args": [1]}),
+            OP_TIMEOUT,
+        )
+        .await?;
+    alice
+        .nothing_before("marker-message", EVENT_TIMEOUT)
+        .await?;
 
     // Rooms: only members get a publish, never the sender.
     assert_eq!(bob.join("news").await?, json!([true]));
@@ -86,8 +93,20 @@ async fn node_cluster_relays_through_master_and_replica() -> anyhow::Result<()> 
         bob.expect_event("headline", EVENT_TIMEOUT).await?["args"],
         json!([{"t": "x"}])
     );
-    carol.expect_no_event("headline", QUIET_WINDOW).await?;
-    alice.expect_no_event("headline", Duration::ZERO).await?;
+    // A marker from server A, where alice published: to carol through
+    // Redis, to alice locally.
+    server_a
+        .server_op(
+            json!({"op": "emit", "event": "marker-headline", "args": [1]}),
+            OP_TIMEOUT,
+        )
+        .await?;
+    carol
+        .nothing_before("marker-headline", EVENT_TIMEOUT)
+        .await?;
+    alice
+        .nothing_before("marker-headline", EVENT_TIMEOUT)
+        .await?;
     Ok(())
 }
 
@@ -217,7 +236,17 @@ async fn node_cluster_operations_cover_every_request_type() -> anyhow::Result<()
         .await?;
     bob.expect_event("$disconnect", EVENT_TIMEOUT).await?;
     server_b.expect_event("disconnect", EVENT_TIMEOUT).await?;
-    alice.expect_no_event("$disconnect", QUIET_WINDOW).await?;
+    // alice stays: she gets a marker after the disconnect, and no
+    // `$disconnect` before it.
+    server_a
+        .server_op(
+            json!({"op": "emit", "event": "marker-stays", "args": [1]}),
+            OP_TIMEOUT,
+        )
+        .await?;
+    // (`events_before` fails on a `$disconnect`; what else alice read
+    // before, such as the earlier broadcasts, is not this check's concern.)
+    alice.events_before("marker-stays", EVENT_TIMEOUT).await?;
 
     // The peers stop cleanly when their stdin closes.
     alice.close_stdin();
