@@ -304,8 +304,17 @@ impl NodePeer {
     }
 
     async fn read_line(&mut self, deadline: Instant) -> anyhow::Result<Value> {
+        match self.read_line_before(deadline).await? {
+            Some(line) => Ok(line),
+            None => bail!("{}: no output before the deadline", self.name),
+        }
+    }
+
+    /// The next stdout line, `None` when none comes before `deadline`; a
+    /// closed stdout is an error.
+    async fn read_line_before(&mut self, deadline: Instant) -> anyhow::Result<Option<Value>> {
         match timeout_at(deadline, self.stdout.next_line()).await {
-            Err(_) => bail!("{}: no output before the deadline", self.name),
+            Err(_) => Ok(None),
             Ok(Err(err)) => Err(err).context(format!("reading {} stdout", self.name)),
             Ok(Ok(None)) => {
                 let status = self.exit_status_text();
@@ -315,7 +324,7 @@ impl NodePeer {
                     self.stderr_tail()
                 )
             }
-            Ok(Ok(Some(line))) => Ok(parse_line(&line)),
+            Ok(Ok(Some(line))) => Ok(Some(parse_line(&line))),
         }
     }
 
@@ -376,21 +385,11 @@ impl NodePeer {
             check(line)?;
         }
         let deadline = Instant::now() + window;
-        loop {
-            match timeout_at(deadline, self.stdout.next_line()).await {
-                Err(_) => return Ok(()),
-                Ok(Err(err)) => return Err(err).context(format!("reading {} stdout", self.name)),
-                Ok(Ok(None)) => bail!(
-                    "{who} closed its stdout ({}) while it should be listening",
-                    self.exit_status_text()
-                ),
-                Ok(Ok(Some(line))) => {
-                    let line = parse_line(&line);
-                    check(&line)?;
-                    self.backlog.push_back(line);
-                }
-            }
+        while let Some(line) = self.read_line_before(deadline).await? {
+            check(&line)?;
+            self.backlog.push_back(line);
         }
+        Ok(())
     }
 
     /// The events (`{"event": ..}` lines) that arrive before the event

@@ -27,6 +27,35 @@ fn auth_arg(token: &str) -> String {
     json!({ "token": token }).to_string()
 }
 
+/// How a client sends its token.
+#[derive(Debug, Clone, Copy)]
+enum Carrier {
+    /// socket.io-client 4's `auth` payload.
+    Auth,
+    /// An `Authorization: Bearer` header (socket.io-client 4's `extraHeaders`).
+    Header,
+    /// socket.io-client 2's `query`.
+    QueryV2,
+}
+
+impl Carrier {
+    /// client.js arguments sending `token` this way over `transport`.
+    fn client_args(self, token: &str, transport: &str) -> Vec<String> {
+        let mut args = vec!["--transports".to_owned(), transport.to_owned()];
+        match self {
+            Carrier::Auth => args.extend(["--auth".to_owned(), auth_arg(token)]),
+            Carrier::Header => args.extend([
+                "--headers".to_owned(),
+                json!({ "authorization": format!("Bearer {token}") }).to_string(),
+            ]),
+            Carrier::QueryV2 => {
+                args.extend(["--v2".to_owned(), "--query".to_owned(), auth_arg(token)])
+            }
+        }
+        args
+    }
+}
+
 /// Gateway 1 takes HS256 (the secret) and RS256 (the RSA public key), with
 /// an issuer, an audience and no leeway; gateway 2 takes ES256 only.
 async fn gateways(kit: &TokenKit) -> anyhow::Result<(GatewayProcess, GatewayProcess)> {
@@ -75,87 +104,53 @@ async fn tokens_of_each_family_connect_on_every_transport_and_client() -> anyhow
     let (hs_token, rs_token, es_token) = (&tokens[0], &tokens[1], &tokens[2]);
     let ed_token = &tokens[3];
 
-    let headers = json!({ "authorization": format!("Bearer {hs_token}") }).to_string();
-    let query = auth_arg(hs_token);
-    let cases: Vec<(&str, &GatewayProcess, Vec<String>)> = vec![
-        ("hs-ws", &one, vec!["--auth".into(), auth_arg(hs_token)]),
-        (
-            "hs-polling",
-            &one,
-            vec![
-                "--transports".into(),
-                "polling".into(),
-                "--auth".into(),
-                auth_arg(hs_token),
-            ],
-        ),
+    // (case, gateway, token, transport, how the client sends the token)
+    let cases = [
+        ("hs-ws", &one, hs_token, "websocket", Carrier::Auth),
+        ("hs-polling", &one, hs_token, "polling", Carrier::Auth),
         (
             "hs-header-polling",
             &one,
-            vec![
-                "--transports".into(),
-                "polling".into(),
-                "--headers".into(),
-                headers,
-            ],
+            hs_token,
+            "polling",
+            Carrier::Header,
         ),
         (
             "hs-v2-query-ws",
             &one,
-            vec!["--v2".into(), "--query".into(), query.clone()],
+            hs_token,
+            "websocket",
+            Carrier::QueryV2,
         ),
         (
             "hs-v2-query-polling",
             &one,
-            vec![
-                "--v2".into(),
-                "--transports".into(),
-                "polling".into(),
-                "--query".into(),
-                query,
-            ],
+            hs_token,
+            "polling",
+            Carrier::QueryV2,
         ),
-        ("rs-ws", &one, vec!["--auth".into(), auth_arg(rs_token)]),
-        (
-            "rs-polling",
-            &one,
-            vec![
-                "--transports".into(),
-                "polling".into(),
-                "--auth".into(),
-                auth_arg(rs_token),
-            ],
-        ),
+        ("rs-ws", &one, rs_token, "websocket", Carrier::Auth),
+        ("rs-polling", &one, rs_token, "polling", Carrier::Auth),
         (
             "rs-v2-query-polling",
             &one,
-            vec![
-                "--v2".into(),
-                "--transports".into(),
-                "polling".into(),
-                "--query".into(),
-                auth_arg(rs_token),
-            ],
+            rs_token,
+            "polling",
+            Carrier::QueryV2,
         ),
         (
             "es-v2-query-ws",
             &two,
-            vec!["--v2".into(), "--query".into(), auth_arg(es_token)],
+            es_token,
+            "websocket",
+            Carrier::QueryV2,
         ),
-        ("es-ws", &two, vec!["--auth".into(), auth_arg(es_token)]),
-        ("ed-ws", &three, vec!["--auth".into(), auth_arg(ed_token)]),
-        (
-            "es-polling",
-            &two,
-            vec![
-                "--transports".into(),
-                "polling".into(),
-                "--auth".into(),
-                auth_arg(es_token),
-            ],
-        ),
+        ("es-ws", &two, es_token, "websocket", Carrier::Auth),
+        ("ed-ws", &three, ed_token, "websocket", Carrier::Auth),
+        ("es-polling", &two, es_token, "polling", Carrier::Auth),
     ];
-    for (name, gateway, extra) in cases {
+    for (name, gateway, token, transport, carrier) in cases {
+        let extra = carrier.client_args(token, transport);
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
         let mut client = NodePeer::client(name, &gateway.url(), &extra).await?;
         // Connected and served: the default handlers answer.

@@ -183,10 +183,7 @@ impl MemoryBus {
             },
         );
         if legacy_emitter {
-            let channel = shared.legacy_channel().to_owned();
-            self.state.update(transport.id, |s| {
-                s.channels.insert(channel);
-            });
+            transport.add(&[shared.legacy_channel().to_owned()], &[]);
         }
         Ok(ClusterHandle { shared })
     }
@@ -262,6 +259,16 @@ struct MemoryTransport {
     closed: AtomicBool,
 }
 
+impl MemoryTransport {
+    /// Adds to this node's subscription at once (the bus has no round trip).
+    fn add(&self, channels: &[String], patterns: &[String]) {
+        self.bus.update(self.id, |s| {
+            s.channels.extend(channels.iter().cloned());
+            s.patterns.extend(patterns.iter().cloned());
+        });
+    }
+}
+
 impl Drop for MemoryTransport {
     fn drop(&mut self) {
         self.bus.leave(self.id);
@@ -285,10 +292,7 @@ impl Transport for MemoryTransport {
         channels: &'a [String],
         patterns: &'a [String],
     ) -> BoxFuture<'a, Result<(), Error>> {
-        self.bus.update(self.id, |s| {
-            s.channels.extend(channels.iter().cloned());
-            s.patterns.extend(patterns.iter().cloned());
-        });
+        self.add(channels, patterns);
         Box::pin(async { Ok(()) })
     }
 

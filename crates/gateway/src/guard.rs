@@ -24,7 +24,7 @@ use crate::{
     auth::{AuthConfig, AuthError, Verifier},
     limits::{LimitsConfig, TokenBucket, Verdict},
     metrics::GatewayMetrics,
-    permissions::{counted_rooms, user_room, Permissions},
+    permissions::{counted_rooms, Permissions},
     token::find_token,
 };
 
@@ -143,11 +143,12 @@ pub async fn authenticate<A: Adapter>(
     State(policy): State<Arc<Policy>>,
     State(metrics): State<GatewayMetrics>,
 ) -> Result<(), AuthError> {
+    let anonymous = |socket: &SocketRef<A>| {
+        let guard = Guard::new(policy.anonymous.clone(), None, policy.clone());
+        socket.extensions.insert(Arc::new(guard));
+    };
     let Some(verifier) = &policy.verifier else {
-        let permissions = policy.anonymous.clone();
-        socket
-            .extensions
-            .insert(Arc::new(Guard::new(permissions, None, policy.clone())));
+        anonymous(&socket);
         return Ok(());
     };
     let parts = socket.req_parts();
@@ -173,14 +174,14 @@ pub async fn authenticate<A: Adapter>(
         }
     };
     let Some(claims) = claims else {
-        let permissions = policy.anonymous.clone();
-        socket
-            .extensions
-            .insert(Arc::new(Guard::new(permissions, None, policy.clone())));
+        anonymous(&socket);
         return Ok(());
     };
-    let permissions = Arc::new(Permissions::from_claims(&claims, &policy.auth));
-    socket.join(user_room(&policy.auth, &claims.sub));
+    let permissions = Permissions::from_claims(&claims, &policy.anonymous, &policy.auth);
+    if let Some(room) = &permissions.own_user_room {
+        socket.join(room.clone());
+    }
+    let permissions = Arc::new(permissions);
     debug!(ns = socket.ns(), sid = %socket.id, user = %claims.sub, "socket authenticated");
     let guard = Arc::new(Guard::new(permissions, Some(claims.all), policy.clone()));
     socket.extensions.insert(guard.clone());

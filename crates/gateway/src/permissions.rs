@@ -47,15 +47,20 @@ impl Permissions {
     }
 
     /// Rights of a socket with a verified token: each claim replaces its
-    /// default.
-    pub fn from_claims(claims: &Claims, config: &AuthConfig) -> Self {
-        let defaults = Self::anonymous(config);
+    /// default from `defaults` (the [`Self::anonymous`] rights of `config`).
+    pub fn from_claims(claims: &Claims, defaults: &Permissions, config: &AuthConfig) -> Self {
         Self {
-            rooms: claims.rooms.clone().unwrap_or(defaults.rooms),
-            publish: claims.publish.clone().unwrap_or(defaults.publish),
+            rooms: claims
+                .rooms
+                .clone()
+                .unwrap_or_else(|| defaults.rooms.clone()),
+            publish: claims
+                .publish
+                .clone()
+                .unwrap_or_else(|| defaults.publish.clone()),
             broadcast: claims.broadcast.unwrap_or(defaults.broadcast),
             own_user_room: Some(user_room(config, &claims.sub)),
-            user_room_prefix: defaults.user_room_prefix,
+            user_room_prefix: defaults.user_room_prefix.clone(),
         }
     }
 
@@ -146,6 +151,7 @@ mod tests {
                 Some(&["chat:general"]),
                 Some(true),
             ),
+            &Permissions::anonymous(&config),
             &config,
         );
         // (room, may join, may publish)
@@ -172,7 +178,13 @@ mod tests {
 
     #[test]
     fn user_rooms_are_off_limits_even_to_wildcards() {
-        let p = Permissions::from_claims(&claims(Some(&["*"]), Some(&["*"]), None), &auth_on());
+        let config = auth_on();
+        let defaults = Permissions::anonymous(&config);
+        let p = Permissions::from_claims(
+            &claims(Some(&["*"]), Some(&["*"]), None),
+            &defaults,
+            &config,
+        );
         assert!(p.may_join("anything") && p.may_publish("user:alice"));
         assert!(!p.may_join("user:bob") && !p.may_publish("user:bob"));
         assert!(!p.broadcast, "no claim, auth on: the default is false");
