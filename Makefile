@@ -87,3 +87,11 @@ bench: deps
 ## bench-quick: the smallest step of each scenario (a couple of minutes); writes bench/results/<date>-quick.*
 bench-quick: deps
 	bash bench/run.sh quick
+
+.PHONY: soak
+
+SOAK_MINUTES ?= 5
+
+## soak: session churn (long-polling, websocket, mixed) for SOAK_MINUTES (default 5); reports the memory kept per session; REDIS=1 runs it on Redis with broadcasts flowing
+soak: deps
+	$(CARGO) run -q -p e2e --bin soak -- --minutes $(SOAK_MINUTES) $(if $(filter 1,$(REDIS)),--redis)

@@ -66,14 +66,15 @@ pub async fn bin_dir() -> anyhow::Result<PathBuf> {
             if !status.success() {
                 bail!("cargo build --workspace --bins --tests failed: {status}");
             }
-            // The test executable lives in target/<profile>/deps/.
+            // A test executable lives in target/<profile>/deps/, a binary
+            // of this crate (the soak) in target/<profile>/.
             let exe = std::env::current_exe().context("locating the test executable")?;
-            let dir = exe
-                .parent()
-                .and_then(|deps| deps.parent())
-                .context("test executable has no target directory")?
-                .to_path_buf();
-            Ok(dir)
+            let parent = exe.parent().context("the executable has no directory")?;
+            let dir = match parent.file_name() {
+                Some(name) if name == "deps" => parent.parent().unwrap_or(parent),
+                _ => parent,
+            };
+            Ok(dir.to_path_buf())
         })
         .await
         .cloned()

@@ -9,6 +9,7 @@
 //! that says to run `make test`, which installs both.
 
 pub mod bins;
+pub mod churn;
 pub mod jwt;
 pub mod node;
 pub mod redis;

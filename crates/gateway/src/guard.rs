@@ -23,6 +23,7 @@ use tracing::{debug, info};
 use crate::{
     auth::{AuthConfig, AuthError, Verifier},
     limits::{LimitsConfig, TokenBucket, Verdict},
+    membership,
     metrics::GatewayMetrics,
     permissions::{counted_rooms, Permissions},
     token::find_token,
@@ -93,8 +94,8 @@ impl Guard {
         socket.extensions.get::<Arc<Guard>>()
     }
 
-    /// Joins `room` unless that would put the socket over the room limit;
-    /// whether it is in the room now. Check and join happen under one lock:
+    /// Joins `room` unless that would put the socket over the room limit
+    /// or the socket has disconnected; whether it is in the room now. Check and join happen under one lock:
     /// the socket's events are handled concurrently, and two joins must
     /// not both see room for one more.
     pub fn join_within_limit<A: Adapter>(&self, socket: &SocketRef<A>, room: String) -> bool {
@@ -115,8 +116,7 @@ impl Guard {
         if held >= self.policy.limits.max_rooms_per_socket {
             return false;
         }
-        socket.join(room);
-        true
+        membership::join_if_connected(socket, room)
     }
 
     /// The rate limiter's verdict on one more event now.

@@ -30,6 +30,7 @@ use tracing::{debug, warn};
 use crate::args::EventArgs;
 use crate::guard::Guard;
 use crate::limits::Verdict;
+use crate::membership;
 use crate::metrics::GatewayMetrics;
 
 /// Longest room name accepted from a client, in bytes.
@@ -152,8 +153,10 @@ async fn on_join<A: Adapter>(
         Err(reason) => return reply(&metrics, ack, &reason),
     };
     let Some(guard) = guard else {
-        socket.join(room);
-        return reply(&metrics, ack, &true);
+        if membership::join_if_connected(&socket, room) {
+            reply(&metrics, ack, &true);
+        }
+        return;
     };
     if !guard.permissions.may_join(&room) {
         forbidden(&metrics, "join");

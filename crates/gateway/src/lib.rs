@@ -14,6 +14,7 @@ pub mod conn;
 pub mod guard;
 pub mod handlers;
 pub mod limits;
+pub mod membership;
 pub mod metrics;
 pub mod permissions;
 mod request_head;
