@@ -141,6 +141,17 @@ redis_subscribers() {
     # sentinels' own (named sentinel-...) left out.
     redis-cli -h 127.0.0.1 -p "$1" CLIENT LIST | grep -v ' name=sentinel-' | grep -cE ' (sub|psub|ssub)=[1-9]' || true
 }
+# The pids of the processes that hold a subscribed connection to the Redis
+# on port $1 (the sentinels' own left out), sorted, one per line: Redis
+# names each client's address, and `ss` the process behind that port.
+subscriber_pids() {
+    local port
+    redis-cli -h 127.0.0.1 -p "$1" CLIENT LIST | grep -v ' name=sentinel-' | grep -E ' (sub|psub|ssub)=[1-9]' |
+        sed -E 's/.* addr=[^ ]*:([0-9]+) .*/\1/' | while read -r port; do
+            ss -Htnp state established "( sport = :$port )" | grep -oE 'pid=[0-9]+' | head -n 1 | cut -d= -f2
+        done | sort -u
+}
+service_pid() { local pid _rest; read -r pid _rest <"$RUN_DIR/$1.pid" && printf '%s\n' "$pid"; }
 sentinel_master_port() {
     redis-cli -h 127.0.0.1 -p "$SENTINEL_1_PORT" SENTINEL get-master-addr-by-name mymaster | tr -d '\r' | sed -n 2p
 }
@@ -226,10 +237,16 @@ if [ "$SENTINEL" = 1 ]; then
             "replicas: $(on_replicas) subscribers, master: $(redis_subscribers "$MASTER_PORT")"
     pass "gateways found Redis through the sentinels and subscribe on the replicas"
 else
-    # Each gateway subscribes on its own replica.
-    [ "$(redis_subscribers "$REPLICA_1_PORT")" -ge 1 ] || fail "gateway A subscribes on replica 1 ($REPLICA_1_PORT)"
-    [ "$(redis_subscribers "$REPLICA_2_PORT")" -ge 1 ] || fail "gateway B subscribes on replica 2 ($REPLICA_2_PORT)"
-    pass "gateway A subscribes on replica 1, gateway B on replica 2"
+    # Each gateway subscribes on its own replica, and nothing on the master.
+    for check in "gateway-a $REPLICA_1_PORT" "gateway-b $REPLICA_2_PORT"; do
+        name="${check% *}" port="${check#* }"
+        [ "$(subscriber_pids "$port")" = "$(service_pid "$name")" ] ||
+            fail "$name (pid $(service_pid "$name")) is the one subscriber of the replica on port $port" \
+                "subscribers' pids: $(subscriber_pids "$port" | tr '\n' ' ')"
+    done
+    [ -z "$(subscriber_pids "$MASTER_PORT")" ] ||
+        fail "nothing subscribes on the master" "subscribers' pids: $(subscriber_pids "$MASTER_PORT" | tr '\n' ' ')"
+    pass "gateway A is the one subscriber of replica 1, gateway B of replica 2; none on the master"
 fi
 
 { deploy/healthcheck.sh "$GATEWAY_A_ADMIN_PORT" /readyz && deploy/healthcheck.sh "$EMITTER_PORT" /readyz; } ||

@@ -224,7 +224,7 @@ async fn rooms_publish_and_leave_across_gateways() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_the_subscribed_replica_fails_over_within_two_seconds() -> anyhow::Result<()> {
+async fn killing_the_subscribed_replica_fails_over_within_half_a_second() -> anyhow::Result<()> {
     let mut topology = Topology::start(2).await?;
     let mut a = topology.gateway("gw-a", 0, &[]).await?;
     let mut b = topology.gateway("gw-b", 1, &[]).await?;
@@ -244,7 +244,7 @@ async fn killing_the_subscribed_replica_fails_over_within_two_seconds() -> anyho
         sent += 1;
         on_b.emit("message", json!(["probe", sent])).await?;
         match on_a
-            .expect_event("message", Duration::from_millis(100))
+            .expect_event("message", Duration::from_millis(50))
             .await
         {
             Ok(_) => break killed_at.elapsed(),
@@ -253,9 +253,12 @@ async fn killing_the_subscribed_replica_fails_over_within_two_seconds() -> anyho
         }
     };
     eprintln!("replica failover: gateway A's client received again after {recovered:?} ({sent} probes sent)");
+    // Measured: about 50 ms (the subscriber's connection closes at once and
+    // it resubscribes on the next replica); 500 ms is ten times that, for
+    // a loaded 2-core machine. Probes every 50 ms resolve it.
     assert!(
-        recovered <= Duration::from_millis(2000),
-        "failover took {recovered:?}, more than 2 s"
+        recovered <= Duration::from_millis(500),
+        "failover took {recovered:?}, more than 500 ms"
     );
     // A moved to replica 1 (its next candidate); nothing exited.
     assert_eq!(subscribed_gateways(&topology.replicas[1]).await?, 2);

@@ -219,7 +219,7 @@ async fn wrong_password_fails_at_start() -> anyhow::Result<()> {
         "[redis auth] gateway with a wrong password: {:?}\n{logs}",
         output.status
     );
-    assert!(!output.status.success(), "{logs}");
+    assert_eq!(output.status.code(), Some(1), "{logs}");
     assert!(
         logs.contains("WRONGPASS") || logs.contains("invalid username-password"),
         "the gateway's error does not name the authentication problem:\n{logs}"
@@ -405,7 +405,7 @@ async fn tls_with_a_private_ca() -> anyhow::Result<()> {
         "[redis tls] gateway without the CA file: {:?}\n{logs}",
         output.status
     );
-    assert!(!output.status.success(), "{logs}");
+    assert_eq!(output.status.code(), Some(1), "{logs}");
     assert!(
         logs.contains("UnknownIssuer") || logs.to_lowercase().contains("certificate"),
         "{logs}"

@@ -104,18 +104,16 @@ async fn master_failover_resumes_publishing_without_restart() -> anyhow::Result<
 
     // Publishing resumes: the emitter's, and gw-a's (the talker's messages
     // reach gw-b only through Redis).
-    let bound = Duration::from_millis(timing.down_after_ms) + Duration::from_secs(2);
+    // After the promotion, a client learns the new master at its next
+    // sentinel poll (every second) at the latest, then connects and
+    // resubscribes. Measured: 0.07-0.21 s after the promotion, 1.07 s once
+    // under load. Bound: the poll interval plus a second.
+    let bound = Duration::from_secs(2);
     let emitter_back = load::first_after(&emits.log, promoted, Duration::from_secs(10)).await?;
     let seq_b = load::first_after(&got_b.seq, promoted, Duration::from_secs(10)).await?;
     let seq_a = load::first_after(&got_a.seq, promoted, Duration::from_secs(10)).await?;
     let talk_b = load::first_after(&got_b.message, promoted, Duration::from_secs(10)).await?;
-    let settled = Instant::now() + Duration::from_secs(1);
-    e2e::wait_until(
-        "one more second of load",
-        Duration::from_secs(3),
-        || async { Instant::now() >= settled },
-    )
-    .await?;
+    let settled = load::one_more_second().await?;
 
     let since_kill = |at: Instant| at.duration_since(killed);
     let gap_a = load::longest_gap(
@@ -151,7 +149,7 @@ async fn master_failover_resumes_publishing_without_restart() -> anyhow::Result<
     ] {
         let after_promotion = at.saturating_duration_since(promoted);
         assert!(
-            since_kill(at) <= since_kill(promoted) + bound,
+            after_promotion <= bound,
             "{what} resumed {after_promotion:?} after the promotion (bound {bound:?})"
         );
     }
@@ -189,6 +187,19 @@ async fn master_failover_resumes_publishing_without_restart() -> anyhow::Result<
     assert_eq!(
         late_lost, 0,
         "messages published after gw-b received again were lost"
+    );
+    let (late_lost_a, _) = load::lost(&emits.log, &got_a.seq, seq_a.at, settled);
+    assert_eq!(
+        late_lost_a, 0,
+        "messages published after gw-a received again were lost"
+    );
+    // Client relays are lost while gw-a's PUBLISH fails, from the kill until
+    // it publishes again (measured: 65 of 175, for 2.47 s): at most what the
+    // talker sent in that time, plus 3.
+    let relay_bound = (since_kill(talk_b.at).as_millis() / TALK_PERIOD.as_millis()) as usize + 3;
+    assert!(
+        lost_talk <= relay_bound,
+        "lost {lost_talk} of {talked} client relays (bound {relay_bound})"
     );
 
     // Nothing restarted, nobody was disconnected.

@@ -10,6 +10,14 @@ use adapter::SubscriberSelection;
 use common::*;
 use serde_json::json;
 
+/// How soon a subscriber whose replica was killed must be subscribed on
+/// the next server. Measured: about 50 ms (the connection closes at once).
+/// 500 ms is ten times that, for a loaded 2-core machine.
+const FAILOVER_BOUND: Duration = Duration::from_millis(500);
+/// How long the test waits for it before it gives up (past the bound, so
+/// that a slow failover fails with its measured time).
+const FAILOVER_WAIT: Duration = Duration::from_secs(5);
+
 fn err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("{e}")
 }
@@ -55,7 +63,7 @@ async fn subscriber_fails_over_to_next_replica_then_master() -> anyhow::Result<(
     let killed = Instant::now();
     let cluster = watched.cluster.clone();
     let expected = replica1.clone();
-    eventually("resubscribed on replica 1", Duration::from_secs(2), || {
+    eventually("resubscribed on replica 1", FAILOVER_WAIT, || {
         let cluster = cluster.clone();
         let expected = expected.clone();
         async move {
@@ -65,7 +73,10 @@ async fn subscriber_fails_over_to_next_replica_then_master() -> anyhow::Result<(
     })
     .await?;
     let took = killed.elapsed();
-    assert!(took < Duration::from_secs(2), "failover took {took:?}");
+    assert!(
+        took <= FAILOVER_BOUND,
+        "failover took {took:?} (bound {FAILOVER_BOUND:?})"
+    );
     assert_eq!(watched.cluster.metrics().subscriber_reconnects(), 1);
 
     // Every subscription survived: room broadcasts, another namespace, requests.
@@ -95,7 +106,7 @@ async fn subscriber_fails_over_to_next_replica_then_master() -> anyhow::Result<(
     let killed = Instant::now();
     let cluster = watched.cluster.clone();
     let expected = master.clone();
-    eventually("resubscribed on the master", Duration::from_secs(2), || {
+    eventually("resubscribed on the master", FAILOVER_WAIT, || {
         let cluster = cluster.clone();
         let expected = expected.clone();
         async move {
@@ -104,7 +115,11 @@ async fn subscriber_fails_over_to_next_replica_then_master() -> anyhow::Result<(
         }
     })
     .await?;
-    assert!(killed.elapsed() < Duration::from_secs(2));
+    let took = killed.elapsed();
+    assert!(
+        took <= FAILOVER_BOUND,
+        "failover to the master took {took:?} (bound {FAILOVER_BOUND:?})"
+    );
     sender
         .io
         .to("room")
@@ -112,7 +127,15 @@ async fn subscriber_fails_over_to_next_replica_then_master() -> anyhow::Result<(
         .await
         .map_err(err)?;
     assert_eq!(client.event("after-2").await?.args, vec![json!(2)]);
-    client.no_event("after-2", QUIET).await?;
+    // Once: not also through a subscription left on a dead replica's
+    // successor. A marker from the same node, after it, comes first.
+    sender
+        .io
+        .to("room")
+        .emit("marker-after-2", &())
+        .await
+        .map_err(err)?;
+    client.nothing_before("marker-after-2").await?;
     sender
         .io
         .of("/admin")

@@ -72,7 +72,19 @@ async fn rust_and_node_nodes_interoperate() -> anyhow::Result<()> {
         .map_err(err)?;
     let line = node_client.expect_event("from-rust", NODE_WAIT).await?;
     assert_eq!(line["args"], json!([{"r": true}]));
-    rust_client.no_event("from-node", QUIET).await?;
+    let line = node_client.expect_event("from-node", NODE_WAIT).await?;
+    assert_eq!(line["args"], json!(["n", 1]));
+    // Node's broadcast came once: a marker from Node, on the same path,
+    // finds only the gateway's own broadcast ahead of it.
+    node.server_op(json!({"op": "emit", "event": "marker-once"}), NODE_WAIT)
+        .await?;
+    let before: Vec<String> = rust_client
+        .events_before("marker-once")
+        .await?
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(before, ["from-rust"]);
 
     // Rooms: a Rust socket joins, Node broadcasts to the room.
     rust_client.join("mixed").await?;
@@ -82,7 +94,12 @@ async fn rust_and_node_nodes_interoperate() -> anyhow::Result<()> {
     )
     .await?;
     rust_client.event("room-from-node").await?;
-    node_client.expect_no_event("room-from-node", QUIET).await?;
+    // The Node client is not in the room: a marker to everyone, sent by
+    // Node after the room broadcast, reaches it with nothing ahead.
+    node.server_op(json!({"op": "emit", "event": "marker-room"}), NODE_WAIT)
+        .await?;
+    node_client.nothing_before("marker-room", NODE_WAIT).await?;
+    rust_client.nothing_before("marker-room").await?;
 
     // Node's fetchSockets sees the Rust socket (with its rooms), and Rust's full fetch sees Node's.
     let fetched = node
@@ -209,7 +226,14 @@ async fn rust_and_node_nodes_interoperate() -> anyhow::Result<()> {
         .await
         .map_err(err)?;
     node_client.expect_event("$disconnect", NODE_WAIT).await?;
-    rust_client.no_event("anything", QUIET).await?;
+    // Only the Node socket was disconnected: the Rust one still hears a
+    // broadcast, with nothing (no disconnect) ahead of it.
+    gateway
+        .io
+        .emit("marker-still-here", &())
+        .await
+        .map_err(err)?;
+    rust_client.nothing_before("marker-still-here").await?;
     assert_eq!(gateway.io.fetch_sockets().await.map_err(err)?.len(), 1);
     Ok(())
 }

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{assert_nothing_published, next_message, watch, Service};
+use common::{assert_nothing_published, next_message, publishes_since_start, watch, Service};
 use e2e::RedisServer;
 use rmpv::Value;
 use serde_json::json;
@@ -332,6 +332,10 @@ async fn redis_down_gives_503_promptly_and_nothing_is_replayed() {
     assert_nothing_published(&redis, &mut watcher)
         .await
         .unwrap();
+    // Since the restart, Redis ran two PUBLISHes: "after" and the marker.
+    // The watcher subscribed after the restart; Redis's count covers the
+    // moments before it did.
+    assert_eq!(publishes_since_start(&redis).await.unwrap(), 2);
 
     let (_, metrics) = service.request("GET", "/metrics", &[], "").await.unwrap();
     let metrics = metrics.as_str().unwrap().to_owned();

@@ -8,7 +8,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{assert_nothing_published, next_message, node_emitter, node_run, watch};
+use common::{
+    assert_nothing_published, next_message, node_emitter, node_run, publishes_since_start, watch,
+};
 use e2e::{NodePeer, RedisServer};
 use emitter::{Emitter, EmitterError, RedisConfig};
 use rmpv::Value;
@@ -339,4 +341,8 @@ async fn publish_fails_within_the_timeout_while_redis_is_down_then_recovers() {
     assert_nothing_published(&redis, &mut watcher)
         .await
         .unwrap();
+    // Since the restart, Redis ran two PUBLISHes: "after" and the marker.
+    // The watcher subscribed after the restart; Redis's count covers the
+    // moments before it did.
+    assert_eq!(publishes_since_start(&redis).await.unwrap(), 2);
 }

@@ -160,6 +160,19 @@ pub async fn first_after(log: &Log, since: Instant, timeout: Duration) -> anyhow
     .await
 }
 
+/// Lets the loads run for one more second, the window that losses and
+/// silences are counted in; returns when it ends.
+pub async fn one_more_second() -> anyhow::Result<Instant> {
+    let end = Instant::now() + Duration::from_secs(1);
+    e2e::wait_until(
+        "one more second of load",
+        Duration::from_secs(3),
+        || async { Instant::now() >= end },
+    )
+    .await?;
+    Ok(end)
+}
+
 /// The longest time without a receipt in `log` between `from` and `to`.
 pub fn longest_gap(log: &Log, from: Instant, to: Instant) -> Duration {
     let mut last = from;

@@ -20,7 +20,6 @@ pub type Adapter = RedisAdapter<Emitter>;
 pub type Io = SocketIo<Adapter>;
 
 pub const WAIT: Duration = Duration::from_secs(5);
-pub const QUIET: Duration = Duration::from_millis(400);
 
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
@@ -301,27 +300,6 @@ impl TestClient {
             {
                 ClientMsg::Event(event) if event.name == name => return Ok(event),
                 _ => {}
-            }
-        }
-    }
-
-    /// Fails if an event named `name` arrives within `window`.
-    pub async fn no_event(&mut self, name: &str, window: Duration) -> anyhow::Result<()> {
-        let deadline = tokio::time::Instant::now() + window;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if left.is_zero() {
-                return Ok(());
-            }
-            match tokio::time::timeout(left, self.inbox.recv()).await {
-                Err(_) => return Ok(()),
-                // A dead or disconnected client would hear nothing either.
-                Ok(None) => bail!("{}: connection task ended", self.name),
-                Ok(Some(ClientMsg::Disconnected)) => bail!("{}: disconnected", self.name),
-                Ok(Some(ClientMsg::Event(event))) if event.name == name => {
-                    bail!("{}: unexpected event {event:?}", self.name)
-                }
-                Ok(Some(_)) => {}
             }
         }
     }

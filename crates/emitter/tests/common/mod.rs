@@ -51,6 +51,21 @@ pub async fn assert_nothing_published(
     Ok(())
 }
 
+/// How many PUBLISH commands `redis` ran since it started, from its own
+/// `INFO commandstats`: also those made before a watcher subscribed, such
+/// as a replay right after a restart.
+pub async fn publishes_since_start(redis: &RedisServer) -> anyhow::Result<u64> {
+    let info = redis.command(&["INFO", "commandstats"]).await?;
+    let text = info.as_str().context("INFO commandstats is not a string")?;
+    let Some(line) = text.lines().find(|l| l.starts_with("cmdstat_publish:")) else {
+        return Ok(0);
+    };
+    line.split([':', ','])
+        .find_map(|field| field.strip_prefix("calls="))
+        .and_then(|calls| calls.parse().ok())
+        .with_context(|| format!("no call count in {line:?}"))
+}
+
 /// Node's real `@socket.io/redis-emitter`, see tests/node/node_emitter.js.
 pub async fn node_emitter(redis: &RedisServer) -> anyhow::Result<NodePeer> {
     NodePeer::redis_emitter(redis).await
