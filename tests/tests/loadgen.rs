@@ -101,6 +101,7 @@ async fn loadgen_counts_every_delivery_on_a_two_gateway_cluster() -> anyhow::Res
     assert_eq!(number(step, "expected"), published * 39, "{step}");
     assert_eq!(number(step, "received"), published * 39, "{step}");
     assert_eq!(number(step, "lost"), 0, "{step}");
+    assert_eq!(number(step, "duplicates"), 0, "{step}");
     assert_eq!(number(&step["latency"], "count"), published * 39, "{step}");
     assert!(
         step["deliveries_per_cpu_sec"]
@@ -120,6 +121,7 @@ async fn loadgen_counts_every_delivery_on_a_two_gateway_cluster() -> anyhow::Res
     assert!(published >= 20, "{step}");
     assert_eq!(number(step, "received"), published * 40, "{step}");
     assert_eq!(number(step, "lost"), 0, "{step}");
+    assert_eq!(number(step, "duplicates"), 0, "{step}");
 
     // Rooms through the `publish` handler: 40 clients in rooms of 10.
     let mut args = vec![
@@ -145,6 +147,7 @@ async fn loadgen_counts_every_delivery_on_a_two_gateway_cluster() -> anyhow::Res
     );
     assert_eq!(number(step, "received"), expected, "{step}");
     assert_eq!(number(step, "lost"), 0, "{step}");
+    assert_eq!(number(step, "duplicates"), 0, "{step}");
     Ok(())
 }
 

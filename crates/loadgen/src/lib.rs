@@ -9,7 +9,7 @@
 //! - [`scenario`]: the `fanout`, `rooms` and `idle` load scenarios and their
 //!   measurements, reported as an [`outcome`];
 //! - [`payload`] and [`stats`]: timestamped payloads, counters and HDR
-//!   latency histograms;
+//!   latency histograms, and [`receipts`]: duplicates told from deliveries;
 //! - [`procfs`]: server CPU time and memory from `/proc`;
 //! - [`floor`]: the minimal relay server used as the machine's limit;
 //! - [`token`]: the clients' tokens when the gateways require them;
@@ -24,6 +24,7 @@ pub mod outcome;
 pub mod output;
 pub mod payload;
 pub mod procfs;
+pub mod receipts;
 pub mod report;
 mod rooms;
 pub mod scenario;

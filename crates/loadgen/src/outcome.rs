@@ -43,6 +43,10 @@ pub struct StepReport {
     pub expected: u64,
     pub received: u64,
     pub lost: u64,
+    /// Deliveries of a message the client had already received (should be
+    /// 0); not counted in `received`, so a repeat cannot hide a loss.
+    #[serde(default)]
+    pub duplicates: u64,
     pub stale: u64,
     pub deliveries_per_sec: f64,
     pub latency: LatencySummary,

@@ -91,8 +91,9 @@ impl Point<'_> {
         self.step.expected as f64 / self.step.window_secs.max(1e-9)
     }
 
+    /// Every message delivered, each once.
     pub(crate) fn loss_free(&self) -> bool {
-        self.step.lost == 0 && self.step.received > 0
+        self.step.lost == 0 && self.step.duplicates == 0 && self.step.received > 0
     }
 
     pub(crate) fn within_capacity(&self) -> bool {
@@ -458,6 +459,7 @@ pub(crate) mod tests {
                     expected,
                     received,
                     lost: expected - received,
+                    duplicates: 0,
                     stale: 0,
                     deliveries_per_sec: received as f64 / 10.0,
                     latency: LatencySummary {

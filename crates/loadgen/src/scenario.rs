@@ -25,8 +25,9 @@ use tracing::{debug, info, warn};
 
 use crate::client::{lean_ws_config, nsp_prefix, Connection, Target};
 pub use crate::outcome::{table, RunReport, StepReport};
-use crate::payload::{self, Stamp};
+use crate::payload::{self, Stamp, EMITTER_SOURCES};
 use crate::procfs;
+use crate::receipts::Receipts;
 use crate::rooms::Rooms;
 use crate::stats::Stats;
 
@@ -425,6 +426,7 @@ async fn measure_phase(
         expected,
         received,
         lost: expected.saturating_sub(received),
+        duplicates: stats.duplicates.load(Relaxed),
         stale: stats.stale.load(Relaxed),
         deliveries_per_sec,
         latency: stats.latency(),
@@ -454,6 +456,7 @@ struct Pacer {
 impl Pacer {
     async fn run(self) {
         let stats = &self.shared.stats;
+        let mut next_seq: u64 = 0;
         let mut ticker = self.period.map(|period| {
             // Stagger publishers over one period so they do not fire in step.
             let offset = period.mul_f64(self.publisher as f64 / self.publishers as f64);
@@ -496,7 +499,8 @@ impl Pacer {
                 .as_ref()
                 .map(|rooms| fastrand::usize(..rooms.count));
             if let Some(emitter) = &self.emitter {
-                self.publish_via_emitter(emitter, room).await;
+                self.publish_via_emitter(emitter, room, next_seq).await;
+                next_seq += 1;
             } else if let Some(sender) = &self.sender {
                 if sender.send(Command::Publish { room }).await.is_err() {
                     stats.publish_errors.fetch_add(1, Relaxed);
@@ -513,7 +517,8 @@ impl Pacer {
         }
     }
 
-    async fn publish_via_emitter(&self, emitter: &emitter::Emitter, room: Option<usize>) {
+    /// Publishes message `seq` of this publisher through the emitter.
+    async fn publish_via_emitter(&self, emitter: &emitter::Emitter, room: Option<usize>, seq: u64) {
         let stats = &self.shared.stats;
         let expected = match (room, &self.shared.rooms) {
             (Some(room), Some(rooms)) => rooms.members[room].load(Relaxed),
@@ -523,6 +528,8 @@ impl Pacer {
             Stamp {
                 phase: stats.phase(),
                 sent_us: stats.now_us(),
+                source: EMITTER_SOURCES + self.publisher as u64,
+                seq,
             },
             self.shared.payload_bytes,
         );
@@ -565,6 +572,8 @@ async fn drive(
     let mut ws = conn.ws;
     let mut next_ack_id: u64 = 0;
     let mut pending_joins: Vec<(u64, usize)> = Vec::new();
+    let mut receipts = Receipts::default();
+    let mut next_seq: u64 = 0;
     let mut commands_open = true;
     loop {
         tokio::select! {
@@ -585,7 +594,7 @@ async fn drive(
                             break;
                         }
                     }
-                    [b'4', b'2', ..] => stats.record_delivery(index, payload::scan(bytes)),
+                    [b'4', b'2', ..] => stats.record_delivery(index, &mut receipts, payload::scan(bytes)),
                     [b'4', b'3', rest @ ..] => {
                         let (id, body) = split_ack(rest, &shared.nsp_prefix);
                         if let Some(pos) = pending_joins.iter().position(|(pending, _)| Some(*pending) == id) {
@@ -614,7 +623,8 @@ async fn drive(
                         let expected = expected_for(index, room, &shared);
                         stats.expected.fetch_add(expected, Relaxed);
                         stats.published.fetch_add(1, Relaxed);
-                        publish_frame(&shared, room)
+                        next_seq += 1;
+                        publish_frame(&shared, room, index, next_seq - 1)
                     }
                     Command::Join { room } => {
                         let id = next_ack_id;
@@ -654,13 +664,15 @@ fn expected_for(index: usize, room: Option<usize>, shared: &Shared) -> u64 {
     }
 }
 
-/// The Engine.IO frame of one stamped publish.
-fn publish_frame(shared: &Shared, room: Option<usize>) -> String {
+/// The Engine.IO frame of message `seq` published by connection `index`.
+fn publish_frame(shared: &Shared, room: Option<usize>, index: usize, seq: u64) -> String {
     let stats = &shared.stats;
     let text = payload::payload(
         Stamp {
             phase: stats.phase(),
             sent_us: stats.now_us(),
+            source: index as u64,
+            seq,
         },
         shared.payload_bytes,
     );

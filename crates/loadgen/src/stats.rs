@@ -13,6 +13,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::payload::Stamp;
+use crate::receipts::Receipts;
 
 /// Histogram shards; a power of two comfortably above the worker count.
 pub const HISTOGRAM_SHARDS: usize = 32;
@@ -35,6 +36,8 @@ pub struct Stats {
     pub publish_errors: AtomicU64,
     pub expected: AtomicU64,
     pub received: AtomicU64,
+    /// Deliveries of a message the connection had already received.
+    pub duplicates: AtomicU64,
     pub stale: AtomicU64,
     pub unstamped: AtomicU64,
     last_delivery_us: AtomicU64,
@@ -58,6 +61,7 @@ impl Stats {
             publish_errors: AtomicU64::new(0),
             expected: AtomicU64::new(0),
             received: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
             stale: AtomicU64::new(0),
             unstamped: AtomicU64::new(0),
             last_delivery_us: AtomicU64::new(0),
@@ -88,6 +92,7 @@ impl Stats {
             &self.publish_errors,
             &self.expected,
             &self.received,
+            &self.duplicates,
             &self.stale,
             &self.unstamped,
             &self.last_delivery_us,
@@ -101,14 +106,24 @@ impl Stats {
         }
     }
 
-    /// Records a delivery seen by connection `conn_index`.
-    pub fn record_delivery(&self, conn_index: usize, stamp: Option<Stamp>) {
+    /// Records a delivery seen by connection `conn_index`, whose earlier
+    /// receipts are `receipts`.
+    pub fn record_delivery(
+        &self,
+        conn_index: usize,
+        receipts: &mut Receipts,
+        stamp: Option<Stamp>,
+    ) {
         let Some(stamp) = stamp else {
             self.unstamped.fetch_add(1, Relaxed);
             return;
         };
         if stamp.phase != self.phase() {
             self.stale.fetch_add(1, Relaxed);
+            return;
+        }
+        if !receipts.first_time(stamp.phase, stamp.source, stamp.seq) {
+            self.duplicates.fetch_add(1, Relaxed);
             return;
         }
         let now = self.now_us();
@@ -186,38 +201,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn deliveries_of_the_current_phase_only_are_counted() {
+    fn deliveries_of_the_current_phase_only_are_counted_once() {
         let stats = Stats::new();
         stats.begin_phase(2);
         let now = stats.now_us();
-        stats.record_delivery(
-            0,
+        let stamp = |phase, source, seq| {
             Some(Stamp {
-                phase: 2,
+                phase,
                 sent_us: now,
-            }),
-        );
-        stats.record_delivery(
-            5,
-            Some(Stamp {
-                phase: 2,
-                sent_us: now,
-            }),
-        );
-        stats.record_delivery(
-            1,
-            Some(Stamp {
-                phase: 1,
-                sent_us: now,
-            }),
-        );
-        stats.record_delivery(1, None);
+                source,
+                seq,
+            })
+        };
+        let mut first = Receipts::default();
+        let mut second = Receipts::default();
+        stats.record_delivery(0, &mut first, stamp(2, 9, 0));
+        stats.record_delivery(5, &mut second, stamp(2, 9, 0));
+        stats.record_delivery(0, &mut first, stamp(2, 9, 0));
+        stats.record_delivery(1, &mut second, stamp(1, 9, 1));
+        stats.record_delivery(1, &mut second, None);
         assert_eq!(stats.received.load(Relaxed), 2);
+        assert_eq!(stats.duplicates.load(Relaxed), 1);
         assert_eq!(stats.stale.load(Relaxed), 1);
         assert_eq!(stats.unstamped.load(Relaxed), 1);
         assert_eq!(stats.latency().count, 2);
         stats.begin_phase(3);
         assert_eq!(stats.received.load(Relaxed), 0);
+        assert_eq!(stats.duplicates.load(Relaxed), 0);
         assert_eq!(stats.latency().count, 0);
     }
 
@@ -228,12 +238,16 @@ mod tests {
         // Stamps in the past by a known amount: 1..=100 ms.
         std::thread::sleep(Duration::from_millis(120));
         let now = stats.now_us();
+        let mut receipts = Receipts::default();
         for i in 1..=100u64 {
             stats.record_delivery(
-                i as usize,
+                0,
+                &mut receipts,
                 Some(Stamp {
                     phase: 1,
                     sent_us: now - i * 1000,
+                    source: 0,
+                    seq: i,
                 }),
             );
         }

@@ -1,6 +1,7 @@
 //! Differential tests against output recorded from the real Node packages
 //! (socket.io-parser 4.2.4 and 3.4.3, engine.io-parser 5.2.3 and 2.2.1,
-//! notepack.io 3.0.1) by `tests/node/gen_fixtures.js`.
+//! notepack.io 3.0.1) by `tests/node/gen_fixtures.js`; `tests/tests/fixtures.rs`
+//! checks that they are what the packages `tests/node` installs write.
 
 use bytes::Bytes;
 use protocol::convert::{msgpack_ref_to_socketio, msgpack_to_socketio, socketio_to_msgpack};

@@ -1,7 +1,8 @@
 //! Bytes written by the real Node serializers (tests/node/golden.json, made by
 //! tests/node/golden.js) and the examples of /work/shared/wire-format.md:
 //! each decodes to the structure Node meant, and what Node 8.3 writes
-//! deterministically is re-encoded byte for byte.
+//! deterministically is re-encoded byte for byte. `tests/tests/fixtures.rs`
+//! checks that golden.json is what the packages `tests/node` installs write.
 
 use rmpv::Value;
 use serde_json::json;

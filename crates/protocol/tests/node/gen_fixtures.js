@@ -2,11 +2,12 @@
 // codecs are checked against socket.io-parser 4.2.4 / 3.4.3, engine.io-parser
 // 5.2.3 / 2.2.1 and notepack.io 3.0.1 rather than against our reading of them.
 //
-// Regenerate (only needed when changing the cases):
-//   cd <tmp> && npm install socket.io-parser@4.2.4 notepack.io@3.0.1 \
-//     engine.io-parser@5.2.3 eiop2@npm:engine.io-parser@2.2.1 \
-//     sioparser3@npm:socket.io-parser@3.4.3
-//   NODE_PATH=<tmp>/node_modules node gen_fixtures.js <crate>/tests/fixtures
+// tests/node installs these packages (sioparser3 and eiop2 are aliases of
+// the older versions); `tests/tests/fixtures.rs` reruns this script with
+// them and fails unless the checked-in fixtures are what it writes.
+// Regenerate (when changing the cases), from the workspace root:
+//   NODE_PATH=tests/node/node_modules node crates/protocol/tests/node/gen_fixtures.js \
+//     crates/protocol/tests/fixtures
 //
 // The case generator is a seeded PRNG, so the output is deterministic.
 "use strict";

@@ -1,17 +1,17 @@
 // Produces golden.json: the exact bytes real Node serializers write for each
 // message kind, checked by crates/wire/tests/golden.rs.
 //
-//   mkdir /tmp/g && cd /tmp/g && npm init -y && \
-//   npm install notepack3@npm:notepack.io@3.0.1 notepack2@npm:notepack.io@2.2.0 msgpack-js@0.3.0 && \
-//   cp /work/main/crates/wire/tests/node/golden.js . && node golden.js > golden.json
-//
-// (Node resolves require() from the script's folder, hence the copy.)
+// From the workspace root, with the packages tests/node installs:
+//   NODE_PATH=tests/node/node_modules node crates/wire/tests/node/golden.js \
+//     > crates/wire/tests/node/golden.json
+// `tests/tests/fixtures.rs` reruns it and fails unless golden.json is what
+// it writes.
 //
 // notepack.io 3.0.1 is what @socket.io/redis-adapter 8.3.0 and
-// @socket.io/redis-emitter 5.1.0 use; 2.2.0 is the older adapters' and
+// @socket.io/redis-emitter 5.1.0 use; 2.x (notepack2) is the older adapters' and
 // emitters'; msgpack-js 0.3.0 is socket.io-emitter 0.2.0's. Object literals
 // below copy the key order of those packages' dist/ sources.
-const n3 = require("notepack3"), n2 = require("notepack2"), mjs = require("msgpack-js");
+const n3 = require("notepack.io"), n2 = require("notepack2"), mjs = require("msgpack-js");
 const hex = (b) => Buffer.from(b).toString("hex");
 const out = {};
 // adapter 8.3 broadcast (notepack 3), socket.io 4 packet {type,data} + nsp
