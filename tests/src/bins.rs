@@ -167,6 +167,35 @@ impl GatewayProcess {
         Self::start_with_nofile(name, env, None).await
     }
 
+    /// A new master, a replica of it and a gateway `gw` on them with `extra`
+    /// variables: the smallest cluster.
+    pub async fn with_new_replica(
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<(crate::RedisServer, crate::RedisServer, Self)> {
+        let master = crate::RedisServer::master().await?;
+        let replica = crate::RedisServer::replica_of(&master).await?;
+        let gateway = Self::on_replica("gw", &master, &replica, extra).await?;
+        Ok((master, replica, gateway))
+    }
+
+    /// [`Self::start`] publishing on `master` and subscribing on `replica`,
+    /// with `extra` variables.
+    pub async fn on_replica(
+        name: &str,
+        master: &crate::RedisServer,
+        replica: &crate::RedisServer,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let master = master.url();
+        let replica = replica.url();
+        let mut env = vec![
+            ("GATEWAY_REDIS__URL", master.as_str()),
+            ("GATEWAY_REDIS__REPLICA_URLS", replica.as_str()),
+        ];
+        env.extend_from_slice(extra);
+        Self::start(name, &env).await
+    }
+
     /// Like [`Self::start`], with the process's open-files limit (soft and
     /// hard) set to `nofile` by `prlimit`, when given.
     pub async fn start_with_nofile(

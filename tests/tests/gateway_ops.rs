@@ -16,22 +16,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 const EVENT: Duration = Duration::from_secs(10);
 
-async fn gateway(
-    name: &str,
-    master: &RedisServer,
-    replica: &RedisServer,
-    extra: &[(&str, &str)],
-) -> anyhow::Result<GatewayProcess> {
-    let master = master.url();
-    let replica = replica.url();
-    let mut env = vec![
-        ("GATEWAY_REDIS__URL", master.as_str()),
-        ("GATEWAY_REDIS__REPLICA_URLS", replica.as_str()),
-    ];
-    env.extend_from_slice(extra);
-    GatewayProcess::start(name, &env).await
-}
-
 /// [`GatewayProcess::wait_metric`] with the event timeout.
 async fn wait_metric(
     gateway: &GatewayProcess,
@@ -46,8 +30,8 @@ async fn metrics_follow_the_traffic() -> anyhow::Result<()> {
     let master = RedisServer::master().await?;
     let replica_a = RedisServer::replica_of(&master).await?;
     let replica_b = RedisServer::replica_of(&master).await?;
-    let a = gateway("gw-a", &master, &replica_a, &[]).await?;
-    let b = gateway("gw-b", &master, &replica_b, &[]).await?;
+    let a = GatewayProcess::on_replica("gw-a", &master, &replica_a, &[]).await?;
+    let b = GatewayProcess::on_replica("gw-b", &master, &replica_b, &[]).await?;
 
     let body = a.scrape().await?;
     for name in [
@@ -192,14 +176,14 @@ async fn sigterm_drains_clients_to_the_other_gateway_without_losing_emits() -> a
     let replica_b = RedisServer::replica_of(&master).await?;
     let drain = Duration::from_millis(2000);
     let drain_ms = drain.as_millis().to_string();
-    let mut a = gateway(
+    let mut a = GatewayProcess::on_replica(
         "gw-a",
         &master,
         &replica_a,
         &[("GATEWAY_DRAIN_PERIOD_MS", &drain_ms)],
     )
     .await?;
-    let b = gateway("gw-b", &master, &replica_b, &[]).await?;
+    let b = GatewayProcess::on_replica("gw-b", &master, &replica_b, &[]).await?;
 
     let mut movers = Vec::new();
     for i in 0..4 {
@@ -350,15 +334,8 @@ async fn a_client_that_stops_reading_loses_its_broadcasts_counted_and_others_get
     // the stalled socket (send buffer at most 4 MiB here, receive 4 KiB)
     // plus a 4-packet client buffer.
     const FLOOD: usize = 150;
-    let master = RedisServer::master().await?;
-    let replica = RedisServer::replica_of(&master).await?;
-    let gw = gateway(
-        "gw",
-        &master,
-        &replica,
-        &[("GATEWAY_CLIENT_BUFFER_PACKETS", "4")],
-    )
-    .await?;
+    let (master, _replica, gw) =
+        GatewayProcess::with_new_replica(&[("GATEWAY_CLIENT_BUFFER_PACKETS", "4")]).await?;
     let stalled = stalled_client(&gw).await?;
     let mut reader = NodePeer::client("reader", &gw.url(), &[]).await?;
     wait_metric(&gw, "socketio_connected_sockets{namespace=\"/\"}", |v| {

@@ -303,6 +303,9 @@ impl AdapterMetrics {
     pub(crate) fn set_counted_nodes(&self, nodes: u64) {
         self.last_counted_nodes.store(nodes, Relaxed);
     }
+    pub(crate) fn publisher_connected(&self) -> bool {
+        self.publisher_connected.load(Relaxed)
+    }
     pub(crate) fn set_publisher_connected(&self, connected: bool) {
         self.publisher_connected.store(connected, Relaxed);
     }

@@ -22,6 +22,7 @@ use redis_layer::{connected_addr, info::info_int};
 use crate::{
     connection::Counter,
     error::Error,
+    metrics::AdapterMetrics,
     subscriber::Subscriber,
     transport::{Lane, Readiness, Transport},
 };
@@ -37,6 +38,10 @@ pub(crate) struct RedisTransport {
     pub request_subscriber: Arc<Subscriber>,
     /// How long a replica may take to answer `NUMSUB` or `INFO`.
     pub answer_timeout: Duration,
+    /// Holds the publisher's state as its error and reconnection events
+    /// report it: fred's own state stays "connected" while it retries a
+    /// master that is gone.
+    pub metrics: Arc<AdapterMetrics>,
 }
 
 impl RedisTransport {
@@ -116,7 +121,8 @@ impl Transport for RedisTransport {
 
     fn readiness(&self) -> Readiness {
         Readiness {
-            publisher_connected: self.publisher.is_connected(),
+            publisher_connected: self.publisher.is_connected()
+                && self.metrics.publisher_connected(),
             subscriber_ready: self.broadcast_subscriber.is_subscribed(),
             request_subscriber_ready: self.request_subscriber.is_subscribed(),
         }

@@ -3,7 +3,7 @@
 //! Node's adapter answers, publishes the response on the requester's
 //! channel.
 
-use std::{borrow::Cow, str::FromStr, sync::Arc, time::Duration};
+use std::{borrow::Cow, collections::BTreeSet, str::FromStr, sync::Arc, time::Duration};
 
 use socketioxide_core::{
     adapter::{BroadcastOptions, Room, SocketEmitter},
@@ -94,14 +94,24 @@ impl<E: SocketEmitter> RedisAdapter<E> {
         );
     }
 
-    /// Type 1: every local room.
+    /// Type 1: every local room. A Node socket is in the room named after
+    /// its id (it joins it on connect) and Node answers with those too;
+    /// socketioxide keeps no such rooms, so the local ids are added.
     fn answer_all_rooms(&self, uid: Option<&str>, request_id: String) {
-        let rooms = self
+        let all = local_opts(&[], &[], false);
+        let mut rooms: BTreeSet<String> = self
             .local
-            .rooms(local_opts(&[], &[], false))
+            .rooms(all.clone())
             .into_iter()
             .map(|r| r.into_owned())
             .collect();
+        rooms.extend(
+            self.local
+                .sockets(all)
+                .into_iter()
+                .map(|sid| sid.to_string()),
+        );
+        let rooms = rooms.into_iter().collect();
         self.spawn_response(uid, Response::AllRooms { request_id, rooms });
     }
 

@@ -272,6 +272,7 @@ fn build_shared(
             broadcast_subscriber,
             request_subscriber,
             answer_timeout: config.connect_timeout(),
+            metrics: metrics.clone(),
         }
     })
 }

@@ -149,25 +149,31 @@ impl Shared {
         ServerSideAck::new(self.outbound.clone(), channel, request_id)
     }
 
+    /// `PUBSUB NUMSUB` of the request channel over every server, bounded by
+    /// the request timeout here rather than by the caller, so that a
+    /// request Redis does not answer is counted (as a timeout) and not
+    /// lost with a cancelled future.
     pub(crate) async fn server_count(&self, nsp: &str) -> Result<usize, Error> {
         let started = Instant::now();
         let channel = self.channels(nsp).request().to_owned();
-        let result = self.transport.subscriber_count(&channel).await;
-        match &result {
+        let result = tokio::time::timeout(
+            self.config.request_timeout(),
+            self.transport.subscriber_count(&channel),
+        )
+        .await
+        .unwrap_or_else(|_| Err(Error::timeout("PUBSUB NUMSUB")));
+        let outcome = match &result {
             Ok(count) => {
                 self.metrics.set_counted_nodes(*count as u64);
-                self.metrics.request_done(
-                    RequestKind::ServerCount,
-                    RequestOutcome::Complete,
-                    started.elapsed(),
-                );
+                RequestOutcome::Complete
             }
-            Err(_) => self.metrics.request_done(
-                RequestKind::ServerCount,
-                RequestOutcome::Error,
-                started.elapsed(),
-            ),
-        }
+            Err(Error::Redis(err)) if *err.kind() == fred::error::ErrorKind::Timeout => {
+                RequestOutcome::Timeout
+            }
+            Err(_) => RequestOutcome::Error,
+        };
+        self.metrics
+            .request_done(RequestKind::ServerCount, outcome, started.elapsed());
         result
     }
 
