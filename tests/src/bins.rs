@@ -528,6 +528,37 @@ pub async fn http_request(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> anyhow::Result<(u16, String)> {
+    let response = http_exchange(port, method, path, headers, body).await?;
+    Ok((response.status, response.body))
+}
+
+/// What [`http_exchange`] got back.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// Header lines after the status line, names lowercased.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The first header called `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// [`http_request`] with the response's headers.
+pub async fn http_exchange(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> anyhow::Result<HttpResponse> {
     let io = async {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
         let mut request =
@@ -555,9 +586,41 @@ pub async fn http_request(
         .nth(1)
         .and_then(|s| s.parse::<u16>().ok())
         .context("malformed HTTP response")?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    Ok(HttpResponse {
+        status,
+        headers,
+        body: body.to_owned(),
+    })
+}
+
+/// Runs the gateway with `env` (on loopback ports) until it exits, as a
+/// mis-configured one must: its exit code and everything it printed. An
+/// error if it is still running after `timeout`.
+pub async fn gateway_exit(
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> anyhow::Result<(Option<i32>, String)> {
+    let mut command = Command::new(bin_path("gateway").await?);
+    command
+        .env("GATEWAY_LISTEN", "127.0.0.1:0")
+        .env("GATEWAY_ADMIN_LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(timeout, command.output())
+        .await
+        .map_err(|_| anyhow::anyhow!("the gateway kept running with {env:?}"))??;
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok((output.status.code(), logs))
 }

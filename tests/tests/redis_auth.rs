@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use e2e::bins::{bin_path, run_emitter};
+use e2e::bins::{gateway_exit, run_emitter};
 use e2e::{free_port, GatewayProcess, NodePeer, RedisConn, RedisServer};
 use serde_json::json;
 use tokio::process::Command;
@@ -197,29 +197,13 @@ async fn wrong_password_fails_at_start() -> anyhow::Result<()> {
     );
 
     // The gateway exits non-zero, saying why.
-    let gateway = bin_path("gateway").await?;
-    let output = tokio::time::timeout(
+    let (code, logs) = gateway_exit(
+        &[("GATEWAY_REDIS__URL", wrong.as_str())],
         Duration::from_secs(30),
-        Command::new(gateway)
-            .env("GATEWAY_LISTEN", "127.0.0.1:0")
-            .env("GATEWAY_ADMIN_LISTEN", "127.0.0.1:0")
-            .env("GATEWAY_REDIS__URL", &wrong)
-            .env("RUST_LOG", "info")
-            .kill_on_drop(true)
-            .output(),
     )
-    .await
-    .map_err(|_| anyhow::anyhow!("the gateway kept running with a wrong password"))??;
-    let logs = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    eprintln!(
-        "[redis auth] gateway with a wrong password: {:?}\n{logs}",
-        output.status
-    );
-    assert_eq!(output.status.code(), Some(1), "{logs}");
+    .await?;
+    eprintln!("[redis auth] gateway with a wrong password: {code:?}\n{logs}");
+    assert_eq!(code, Some(1), "{logs}");
     assert!(
         logs.contains("WRONGPASS") || logs.contains("invalid username-password"),
         "the gateway's error does not name the authentication problem:\n{logs}"
@@ -384,28 +368,13 @@ async fn tls_with_a_private_ca() -> anyhow::Result<()> {
     assert_eq!(plain, 0, "{clients}");
 
     // Without the CA file the server certificate is refused, at start.
-    let gateway = bin_path("gateway").await?;
-    let output = tokio::time::timeout(
+    let (code, logs) = gateway_exit(
+        &[("GATEWAY_REDIS__URL", url.as_str())],
         Duration::from_secs(30),
-        Command::new(gateway)
-            .env("GATEWAY_LISTEN", "127.0.0.1:0")
-            .env("GATEWAY_ADMIN_LISTEN", "127.0.0.1:0")
-            .env("GATEWAY_REDIS__URL", &url)
-            .kill_on_drop(true)
-            .output(),
     )
-    .await
-    .map_err(|_| anyhow::anyhow!("the gateway kept running with an untrusted certificate"))??;
-    let logs = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    eprintln!(
-        "[redis tls] gateway without the CA file: {:?}\n{logs}",
-        output.status
-    );
-    assert_eq!(output.status.code(), Some(1), "{logs}");
+    .await?;
+    eprintln!("[redis tls] gateway without the CA file: {code:?}\n{logs}");
+    assert_eq!(code, Some(1), "{logs}");
     assert!(
         logs.contains("UnknownIssuer") || logs.to_lowercase().contains("certificate"),
         "{logs}"

@@ -369,3 +369,50 @@ async fn sentinels_with_an_acl_user_admit_the_gateway_and_the_emitter() -> anyho
     emitter.quit().await?;
     Ok(())
 }
+
+/// Sentinels with a password on their default user (`requirepass`): the
+/// password comes from `GATEWAY_REDIS__SENTINEL_PASSWORD`, not from the
+/// sentinel URLs, and without it the gateway stops at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sentinel_password_key_admits_the_gateway() -> anyhow::Result<()> {
+    const PASSWORD: &str = "sentinel-secret";
+    let master = RedisServer::master().await?;
+    let sentinel = SentinelServer::start(&master, SentinelTiming::default()).await?;
+    let mut admin = RedisConn::connect(sentinel.port()).await?;
+    let password = format!(">{PASSWORD}");
+    admin
+        .command(&["ACL", "SETUSER", "default", "resetpass", &password])
+        .await?;
+    drop(admin);
+    let url = format!("127.0.0.1:{}", sentinel.port());
+    let keys = [
+        ("GATEWAY_REDIS__SENTINEL_URLS", url.as_str()),
+        ("GATEWAY_REDIS__SENTINEL_MASTER", e2e::sentinel::MASTER_NAME),
+    ];
+
+    let (code, logs) = e2e::bins::gateway_exit(&keys, Duration::from_secs(30)).await?;
+    assert_eq!(code, Some(1), "{logs}");
+    assert!(
+        logs.contains("NOAUTH")
+            || logs.contains("WRONGPASS")
+            || logs.to_lowercase().contains("auth"),
+        "the error does not name the authentication problem:\n{logs}"
+    );
+
+    let mut with_password = keys.to_vec();
+    with_password.push(("GATEWAY_REDIS__SENTINEL_PASSWORD", PASSWORD));
+    let gateway = GatewayProcess::start("gw-sentinel-pw", &with_password).await?;
+    let mut sender = NodePeer::client("sender-pw", &gateway.url(), &[]).await?;
+    let mut receiver = NodePeer::client("receiver-pw", &gateway.url(), &[]).await?;
+    sender
+        .emit("message", serde_json::json!(["through"]))
+        .await?;
+    receiver
+        .expect_event("message", Duration::from_secs(5))
+        .await?;
+    assert!(
+        !gateway.logs().contains(PASSWORD),
+        "the password leaked into the logs"
+    );
+    Ok(())
+}
