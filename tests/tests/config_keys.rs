@@ -227,7 +227,8 @@ async fn cors_headers_go_to_the_listed_origins_only() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn messages_longer_than_the_websocket_read_buffer_arrive_whole() -> anyhow::Result<()> {
+async fn messages_longer_than_the_websocket_read_buffer_arrive_whole_and_in_order(
+) -> anyhow::Result<()> {
     let gw =
         GatewayProcess::start("small-buffer", &[("GATEWAY_WS_READ_BUFFER_BYTES", "64")]).await?;
     let mut a = NodePeer::client("a", &gw.url(), &[]).await?;
@@ -236,24 +237,32 @@ async fn messages_longer_than_the_websocket_read_buffer_arrive_whole() -> anyhow
     let long: String = (0..200_000)
         .map(|i| char::from(b'a' + (i % 26) as u8))
         .collect();
-    a.emit("message", json!([long])).await?;
-    a.emit("message", json!(["short"])).await?;
-    // Both arrive, the long one whole. Not necessarily in this order:
-    // socketioxide runs each event's handler in a task of its own, so the
-    // short relay can overtake the long one (seen here; Node keeps the
-    // order).
-    let mut got = Vec::new();
-    for _ in 0..2 {
-        let event = b.expect_event("message", EVENT).await?;
-        got.push(event["args"][0].as_str().unwrap_or_default().to_owned());
+    // Long and short in turn; they arrive whole and in the order sent
+    // (socketioxide runs each event's handler in a task of its own, and
+    // without the gateway's relay queue a short one overtook the long one).
+    let sent: Vec<String> = (0..6)
+        .map(|i| {
+            if i % 2 == 0 {
+                format!("{i}{long}")
+            } else {
+                format!("short-{i}")
+            }
+        })
+        .collect();
+    for text in &sent {
+        a.emit("message", json!([text])).await?;
     }
-    got.sort_by_key(String::len);
-    assert_eq!(got[0], "short");
-    assert!(
-        got[1] == long,
-        "the long message arrived altered: {} bytes",
-        got[1].len()
-    );
+    for (i, text) in sent.iter().enumerate() {
+        let event = b.expect_event("message", EVENT).await?;
+        let got = event["args"][0].as_str().unwrap_or_default();
+        assert!(
+            got == text,
+            "message {i}: got {} bytes starting {:?}, sent {} bytes",
+            got.len(),
+            &got[..got.len().min(12)],
+            text.len()
+        );
+    }
     Ok(())
 }
 

@@ -337,13 +337,28 @@ impl<E: SocketEmitter> CoreAdapter<E> for RedisAdapter<E> {
         packet: Packet,
         opts: BroadcastOptions,
     ) -> Result<(), BroadcastError> {
-        let mut published = Ok(());
-        if !opts.is_local(self.server_id) {
-            if let Some((rooms, except)) = wire_targets(&opts) {
-                published = self.publish_broadcast(&packet, rooms, except, &opts).await;
+        // Encoded, delivered locally and handed to the Redis connection
+        // before the first await: broadcasts first polled in some order
+        // reach local sockets and Redis in that order (the gateway's relays
+        // rely on it to keep a client's order).
+        let message = match wire_targets(&opts) {
+            Some((rooms, except)) if !opts.is_local(self.server_id) => {
+                Some(self.broadcast_message(&packet, rooms, except, &opts))
             }
-        }
-        self.broadcast_locally(packet, opts)?;
+            _ => None,
+        };
+        let local = self.broadcast_locally(packet, opts);
+        let published = match message {
+            Some(Ok((channel, payload))) => {
+                self.shared
+                    .outbound
+                    .publish(&channel, payload, MessageKind::Broadcast)
+                    .await
+            }
+            Some(Err(err)) => Err(err),
+            None => Ok(()),
+        };
+        local?;
         published.map_err(|e| BroadcastError::Adapter(e.into()))
     }
 
@@ -562,13 +577,14 @@ impl<E: SocketEmitter> RedisAdapter<E> {
             .await
     }
 
-    async fn publish_broadcast(
+    /// The channel and bytes of a broadcast of `packet` to the other nodes.
+    fn broadcast_message(
         &self,
         packet: &Packet,
         rooms: Vec<String>,
         except: Vec<String>,
         opts: &BroadcastOptions,
-    ) -> Result<(), Error> {
+    ) -> Result<(String, Vec<u8>), Error> {
         let data = self.format.encode_msgpack(event_payload(packet)?)?;
         let channel = self.channels.broadcast_for(&rooms).into_owned();
         let mut message = BroadcastMessage {
@@ -585,10 +601,7 @@ impl<E: SocketEmitter> RedisAdapter<E> {
             },
         };
         message.opts.flags.volatile = opts.has_flag(BroadcastFlags::Volatile);
-        self.shared
-            .outbound
-            .publish(&channel, message.encode(), MessageKind::Broadcast)
-            .await
+        Ok((channel, message.encode()))
     }
 }
 

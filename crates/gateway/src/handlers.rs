@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use rmpv::Value;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{AckSender, Data, SocketRef, State};
+use socketioxide::extract::{AckSender, SocketRef, State};
 use socketioxide::socket::DisconnectReason;
 use socketioxide::BroadcastError;
 use tracing::{debug, warn};
@@ -32,6 +32,7 @@ use crate::guard::Guard;
 use crate::limits::Verdict;
 use crate::membership;
 use crate::metrics::GatewayMetrics;
+use crate::relay_order::{InOrder, RelayQueue};
 
 /// Longest room name accepted from a client, in bytes.
 pub const MAX_ROOM_LEN: usize = 256;
@@ -45,10 +46,12 @@ pub use protocol::socketio::RESERVED_EVENTS;
 /// whereas the connect handler runs in a task spawned after it, so handlers
 /// registered there could miss a client's first events.
 pub async fn register<A: Adapter>(socket: SocketRef<A>) -> Result<(), Infallible> {
-    socket.on("message", on_message::<A>);
-    socket.on("join", on_join::<A>);
-    socket.on("leave", on_leave::<A>);
-    socket.on("publish", on_publish::<A>);
+    // In arrival order (see `relay_order`): relays keep the client's
+    // order, and a join is applied before the events sent after it.
+    socket.on("message", InOrder(on_message::<A>));
+    socket.on("join", InOrder(on_join::<A>));
+    socket.on("leave", InOrder(on_leave::<A>));
+    socket.on("publish", InOrder(on_publish::<A>));
     socket.on_fallback(on_other_event::<A>);
     socket.on_disconnect(on_disconnect::<A>);
     Ok(())
@@ -116,10 +119,11 @@ async fn on_other_event<A: Adapter>(socket: SocketRef<A>, State(metrics): State<
     let _ = admit(&socket, &metrics);
 }
 
-async fn on_message<A: Adapter>(
+fn on_message<A: Adapter>(
     socket: SocketRef<A>,
-    Data(args): Data<EventArgs>,
-    State(metrics): State<GatewayMetrics>,
+    args: EventArgs,
+    _ack: AckSender<A>,
+    metrics: GatewayMetrics,
 ) {
     let Ok(guard) = admit(&socket, &metrics) else {
         return;
@@ -127,23 +131,25 @@ async fn on_message<A: Adapter>(
     if guard.is_some_and(|guard| !guard.permissions.broadcast) {
         return forbidden(&metrics, "message");
     }
-    match socket.broadcast().emit("message", &args).await {
-        Ok(()) => {}
-        // Local sockets that could not take it are counted by the adapter
-        // (socketio_packets_dropped_total); under overload a log line per
-        // message would only add to the load.
-        Err(BroadcastError::Socket(failed)) => {
-            debug!(ns = socket.ns(), sid = %socket.id, failed = failed.len(), "message relay: some local sockets could not take it");
+    RelayQueue::of(&socket).push(Box::pin(async move {
+        match socket.broadcast().emit("message", &args).await {
+            Ok(()) => {}
+            // Local sockets that could not take it are counted by the adapter
+            // (socketio_packets_dropped_total); under overload a log line per
+            // message would only add to the load.
+            Err(BroadcastError::Socket(failed)) => {
+                debug!(ns = socket.ns(), sid = %socket.id, failed = failed.len(), "message relay: some local sockets could not take it");
+            }
+            Err(err) => warn!(ns = socket.ns(), sid = %socket.id, %err, "message relay failed"),
         }
-        Err(err) => warn!(ns = socket.ns(), sid = %socket.id, %err, "message relay failed"),
-    }
+    }));
 }
 
-async fn on_join<A: Adapter>(
+fn on_join<A: Adapter>(
     socket: SocketRef<A>,
-    Data(args): Data<EventArgs>,
+    args: EventArgs,
     ack: AckSender<A>,
-    State(metrics): State<GatewayMetrics>,
+    metrics: GatewayMetrics,
 ) {
     let Ok(guard) = admit(&socket, &metrics) else {
         return;
@@ -169,11 +175,11 @@ async fn on_join<A: Adapter>(
     reply(&metrics, ack, &true);
 }
 
-async fn on_leave<A: Adapter>(
+fn on_leave<A: Adapter>(
     socket: SocketRef<A>,
-    Data(args): Data<EventArgs>,
+    args: EventArgs,
     ack: AckSender<A>,
-    State(metrics): State<GatewayMetrics>,
+    metrics: GatewayMetrics,
 ) {
     if admit(&socket, &metrics).is_err() {
         return;
@@ -187,11 +193,11 @@ async fn on_leave<A: Adapter>(
     }
 }
 
-async fn on_publish<A: Adapter>(
+fn on_publish<A: Adapter>(
     socket: SocketRef<A>,
-    Data(args): Data<EventArgs>,
+    args: EventArgs,
     ack: AckSender<A>,
-    State(metrics): State<GatewayMetrics>,
+    metrics: GatewayMetrics,
 ) {
     let Ok(guard) = admit(&socket, &metrics) else {
         return;
@@ -205,17 +211,19 @@ async fn on_publish<A: Adapter>(
         let refusal = format!("forbidden: room {}", request.room);
         return reply(&metrics, ack, &refusal);
     }
-    let result = socket
-        .to(request.room)
-        .emit(&request.event, &request.data)
-        .await;
-    match result {
-        Ok(()) => reply(&metrics, ack, &true),
-        Err(err) => {
-            warn!(ns = socket.ns(), sid = %socket.id, %err, "publish failed");
-            reply(&metrics, ack, &format!("publish failed: {err}"));
+    RelayQueue::of(&socket).push(Box::pin(async move {
+        let result = socket
+            .to(request.room)
+            .emit(&request.event, &request.data)
+            .await;
+        match result {
+            Ok(()) => reply(&metrics, ack, &true),
+            Err(err) => {
+                warn!(ns = socket.ns(), sid = %socket.id, %err, "publish failed");
+                reply(&metrics, ack, &format!("publish failed: {err}"));
+            }
         }
-    }
+    }));
 }
 
 /// Handles server-side emits (`io.serverSideEmit` from Node servers, other

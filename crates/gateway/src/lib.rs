@@ -17,6 +17,7 @@ pub mod limits;
 pub mod membership;
 pub mod metrics;
 pub mod permissions;
+pub mod relay_order;
 mod request_head;
 pub mod server;
 pub mod token;
