@@ -15,6 +15,9 @@ use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
 
 const EVENT: Duration = Duration::from_secs(10);
+/// The write stall limit (45 s, engineioxide's ping interval plus ping
+/// timeout) with room to spare.
+const HEARTBEAT: Duration = Duration::from_secs(75);
 
 /// [`GatewayProcess::wait_metric`] with the event timeout.
 async fn wait_metric(
@@ -123,6 +126,24 @@ async fn metrics_follow_the_traffic() -> anyhow::Result<()> {
         "socketio_disconnections_total{reason=\"client_namespace_disconnect\"}",
         |v| v == 1.0,
     )
+    .await?;
+    // A client that dies without a word: its transport closes.
+    let mut killed = NodePeer::client("killed", &a.url(), &[]).await?;
+    wait_metric(&a, "socketio_connected_sockets{namespace=\"/\"}", |v| {
+        v == 1.0
+    })
+    .await?;
+    killed.kill().await?;
+    // No close frame: the connection just ends.
+    wait_metric(
+        &a,
+        "socketio_disconnections_total{reason=\"transport_error\"}",
+        |v| v == 1.0,
+    )
+    .await?;
+    wait_metric(&a, "socketio_connected_sockets{namespace=\"/\"}", |v| {
+        v == 0.0
+    })
     .await?;
     Ok(())
 }
@@ -383,6 +404,26 @@ async fn a_client_that_stops_reading_loses_its_broadcasts_counted_and_others_get
     .await?;
     assert!(sent >= FLOOD as f64, "sent {sent}");
     eprintln!("stalled client: {dropped} of {FLOOD} broadcasts dropped; {sent} packets sent");
+    // Its ping cannot be queued either, so its heartbeat fails (25 s after
+    // it connected), and once its connection has taken no byte for the
+    // gateway's write stall limit (45 s) the session ends, counted as a
+    // heartbeat timeout; the reader stays. Measured: about 45 s after the
+    // flood.
+    let stalled_at = Instant::now();
+    gw.wait_metric(
+        "socketio_disconnections_total{reason=\"heartbeat_timeout\"}",
+        |v| v == 1.0,
+        HEARTBEAT,
+    )
+    .await?;
+    eprintln!(
+        "stalled client closed {:?} after the flood",
+        stalled_at.elapsed()
+    );
+    wait_metric(&gw, "socketio_connected_sockets{namespace=\"/\"}", |v| {
+        v == 1.0
+    })
+    .await?;
     drop(stalled);
     Ok(())
 }

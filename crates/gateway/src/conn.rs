@@ -7,20 +7,77 @@
 //! registered here and can be made to read end-of-file, which the HTTP and
 //! WebSocket layers treat as the client going away; the client sees a
 //! transport close and reconnects (through the load balancer, elsewhere).
-//! The same wrapper counts the bytes that cross the socket listener.
+//! The same wrapper counts the bytes that cross the socket listener, and
+//! gives up a connection whose client has taken no byte for
+//! [`WRITE_STALL_LIMIT`]: engineioxide's WebSocket writer waits on a write
+//! without watching for the session's close, so a client that stops
+//! reading would otherwise never be disconnected, heartbeat or not.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures_util::task::AtomicWaker;
 use prometheus::IntCounter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+
+/// How long a write may wait for the client to take bytes before the
+/// connection is closed: engineioxide's default ping interval plus ping
+/// timeout (25 s + 20 s), by when a client that reads nothing has failed
+/// its heartbeat anyway.
+pub const WRITE_STALL_LIMIT: Duration = Duration::from_secs(45);
+
+/// A write that has waited for the client since its timer was armed.
+#[derive(Debug, Default)]
+struct WriteStall {
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    armed: bool,
+    failed: bool,
+}
+
+impl WriteStall {
+    /// Passes a write's outcome through: progress disarms the timer, a
+    /// pending write arms it, and one still pending when it fires fails
+    /// (and every write after it).
+    fn check<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if !result.is_pending() {
+            self.armed = false;
+            return result;
+        }
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_STALL_LIMIT)));
+        if !self.armed {
+            self.armed = true;
+            timer
+                .as_mut()
+                .reset(tokio::time::Instant::now() + WRITE_STALL_LIMIT);
+        }
+        if timer.as_mut().poll(cx).is_ready() {
+            self.failed = true;
+            return Poll::Ready(Err(stalled()));
+        }
+        Poll::Pending
+    }
+}
+
+fn stalled() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the client took no bytes for the write stall limit",
+    )
+}
 
 /// What a tracked connection shares with the tracker.
 #[derive(Debug, Default)]
@@ -129,6 +186,7 @@ impl axum::serve::Listener for TrackedListener {
             stream,
             id,
             state,
+            stall: WriteStall::default(),
             tracker: self.tracker.clone(),
             bytes: self.bytes.clone(),
         };
@@ -146,8 +204,34 @@ pub struct TrackedStream {
     stream: TcpStream,
     id: u64,
     state: Arc<ConnState>,
+    stall: WriteStall,
     tracker: ConnectionTracker,
     bytes: ByteCounters,
+}
+
+impl TrackedStream {
+    /// The write-stall check around a write; a stalled connection also
+    /// reads end-of-file from then on, so the layers above let it go.
+    fn guard_write<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        write: impl FnOnce(Pin<&mut TcpStream>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if self.stall.failed {
+            return Poll::Ready(Err(stalled()));
+        }
+        let result = write(Pin::new(&mut self.stream), cx);
+        let result = self.stall.check(cx, result);
+        if self.stall.failed {
+            tracing::info!(
+                limit_s = WRITE_STALL_LIMIT.as_secs(),
+                "closing a connection whose client stopped reading"
+            );
+            self.state.closing.store(true, Ordering::Release);
+            self.state.reader.wake();
+        }
+        result
+    }
 }
 
 impl Drop for TrackedStream {
@@ -183,7 +267,7 @@ impl AsyncWrite for TrackedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.stream).poll_write(cx, buf);
+        let result = self.guard_write(cx, |stream, cx| stream.poll_write(cx, buf));
         if let Poll::Ready(Ok(written)) = &result {
             self.bytes.sent.inc_by(*written as u64);
         }
@@ -195,7 +279,7 @@ impl AsyncWrite for TrackedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        let result = self.guard_write(cx, |stream, cx| stream.poll_write_vectored(cx, bufs));
         if let Poll::Ready(Ok(written)) = &result {
             self.bytes.sent.inc_by(*written as u64);
         }
