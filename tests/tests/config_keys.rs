@@ -98,15 +98,8 @@ async fn namespaces_are_served_where_listed_and_counted_per_namespace() -> anyho
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prefix_keeps_clusters_on_one_redis_apart() -> anyhow::Result<()> {
-    let master = RedisServer::master().await?;
-    let replica = RedisServer::replica_of(&master).await?;
-    let gw = GatewayProcess::on_replica(
-        "app1",
-        &master,
-        &replica,
-        &[("GATEWAY_REDIS__PREFIX", "app1")],
-    )
-    .await?;
+    let (master, replica, gw) =
+        GatewayProcess::with_new_replica(&[("GATEWAY_REDIS__PREFIX", "app1")]).await?;
     let mut client = NodePeer::client("client", &gw.url(), &[]).await?;
 
     emitter(&master, "socket.io")
@@ -125,9 +118,7 @@ async fn a_prefix_keeps_clusters_on_one_redis_apart() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_2014_emitter_is_ignored_unless_enabled() -> anyhow::Result<()> {
-    let master = RedisServer::master().await?;
-    let replica = RedisServer::replica_of(&master).await?;
-    let gw = GatewayProcess::on_replica("gw", &master, &replica, &[]).await?;
+    let (master, replica, gw) = GatewayProcess::with_new_replica(&[]).await?;
     let mut client = NodePeer::client("client", &gw.url(), &[]).await?;
 
     let mut legacy = NodePeer::legacy_emitter(&master).await?;

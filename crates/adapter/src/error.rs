@@ -41,6 +41,12 @@ impl Error {
     pub(crate) fn timeout(what: &'static str) -> Self {
         redis_layer::Error::timeout(what).into()
     }
+
+    /// Whether this is a Redis operation that did not finish in time (as
+    /// opposed to one Redis refused or a lost connection).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Redis(err) if *err.kind() == fred::error::ErrorKind::Timeout)
+    }
 }
 
 impl From<redis_layer::Error> for Error {

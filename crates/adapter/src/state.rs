@@ -167,9 +167,7 @@ impl Shared {
                 self.metrics.set_counted_nodes(*count as u64);
                 RequestOutcome::Complete
             }
-            Err(Error::Redis(err)) if *err.kind() == fred::error::ErrorKind::Timeout => {
-                RequestOutcome::Timeout
-            }
+            Err(err) if err.is_timeout() => RequestOutcome::Timeout,
             Err(_) => RequestOutcome::Error,
         };
         self.metrics

@@ -95,9 +95,11 @@ impl Guard {
     }
 
     /// Joins `room` unless that would put the socket over the room limit
-    /// or the socket has disconnected; whether it is in the room now. Check and join happen under one lock:
-    /// the socket's events are handled concurrently, and two joins must
-    /// not both see room for one more.
+    /// or the socket has disconnected; whether it is in the room now.
+    /// Check and join happen under one lock, so that two callers can never
+    /// both see room for one more (the socket's own `join` events run one
+    /// after another, see [`crate::relay_order`], but this does not rely
+    /// on it).
     pub fn join_within_limit<A: Adapter>(&self, socket: &SocketRef<A>, room: String) -> bool {
         let _serial = self
             .joins

@@ -2,11 +2,15 @@
 //!
 //! socketioxide's `join` adds the socket's id to the room even when the
 //! socket has already disconnected, and nothing removes it afterwards: the
-//! disconnect removed the socket from its rooms before the join ran. Event
-//! handlers run in their own tasks, so a client that sends `join` and
-//! closes at once (on long-polling both arrive in one POST) loses the race
-//! often, and each loss kept about 230 bytes for the life of the process.
-//! Node's socket.io refuses such joins since 4.5.2 (socket.io #4380).
+//! disconnect removed the socket from its rooms before the join ran. When
+//! socketioxide ran the `join` handler in a task of its own, a client that
+//! sent `join` and closed at once (on long-polling both arrive in one POST)
+//! lost that race often, and each loss kept about 230 bytes for the life
+//! of the process. The handler now runs in arrival order
+//! ([`crate::relay_order`]), but a close can still come from elsewhere
+//! while it runs (a heartbeat timeout, the other polling request), so the
+//! join checks. Node's socket.io refuses such joins since 4.5.2
+//! (socket.io #4380).
 
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;

@@ -413,7 +413,7 @@ async fn cluster_nodes(
     // The adapter bounds the count by its request timeout (and counts it).
     match cluster.server_count(&query.nsp).await {
         Ok(nodes) => (StatusCode::OK, Json(json!({"nodes": nodes}))),
-        Err(adapter::Error::Redis(err)) if *err.kind() == fred::error::ErrorKind::Timeout => {
+        Err(err) if err.is_timeout() => {
             let timeout_ms = cluster.config().request_timeout_ms;
             (
                 StatusCode::GATEWAY_TIMEOUT,

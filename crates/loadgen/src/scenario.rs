@@ -623,8 +623,9 @@ async fn drive(
                         let expected = expected_for(index, room, &shared);
                         stats.expected.fetch_add(expected, Relaxed);
                         stats.published.fetch_add(1, Relaxed);
+                        let seq = next_seq;
                         next_seq += 1;
-                        publish_frame(&shared, room, index, next_seq - 1)
+                        publish_frame(&shared, room, index, seq)
                     }
                     Command::Join { room } => {
                         let id = next_ack_id;
