@@ -22,7 +22,9 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod request;
-pub mod value;
+/// Event arguments from JSON (`{"$binary": ...}` for bytes), shared with
+/// the gateway's hooks.
+pub use protocol::json_args as value;
 
 pub use config::{RedisConfig, Settings, SettingsError};
 pub use emitter::{is_reserved_event, BroadcastOperator, Emitter, IntoRooms, RESERVED_EVENTS};

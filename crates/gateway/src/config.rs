@@ -61,6 +61,14 @@ pub const OWN_KEYS: &[OwnKey] = &[
     ("limits.max_connections", "(open files − reserve)", false, "client connections beyond which new handshakes are refused at once (polling and websocket: 503); the default keeps a reserve of the open-files limit (raised to its hard limit at start) for the admin listener and Redis"),
     ("limits.connects_per_ip_per_second", "(off)", false, "new sessions per client address and second; over it, handshakes get 429"),
     ("limits.events_grace_s", "5", false, "a socket whose events keep being dropped (no drop-free second) this long is disconnected"),
+    ("hooks.connect_url", "(unset)", false, "backend URL POSTed at each namespace CONNECT ({namespace, socket_id, auth, headers, query, remote_addr, claims}); its 200 admits the socket with user, rooms, data and permissions, 401/403 refuse it with its `message`, anything else (or no answer) refuses it with \"backend unavailable\""),
+    ("hooks.event_url", "(unset)", false, "backend URL POSTed with each event named in hooks.events ({namespace, socket_id, user, rooms, event, args}); `{\"ack\": [...]}` is the client's ack, a failure an ack `{\"error\": ...}`"),
+    ("hooks.events", "(none)", true, "events sent to hooks.event_url, one socket's in the order sent; `*` is every event without a built-in handler; a built-in name (message, join...) replaces the built-in"),
+    ("hooks.disconnect_url", "(unset)", false, "backend URL POSTed after each disconnect ({namespace, socket_id, user, reason}); retried 3 times (0.5, 1, 2 s apart), then counted in gateway_hook_dropped_total"),
+    ("hooks.forward_headers", crate::hooks::config::DEFAULT_FORWARD_HEADERS, true, "handshake headers the connect hook receives"),
+    ("hooks.timeout_ms", "5000", false, "bound of each hook call"),
+    ("hooks.max_inflight", "256", false, "events waiting for or in an event hook call, per gateway; beyond it an event is acked `{\"error\": \"backend busy\"}` at once"),
+    ("hooks.secret", "(unset)", false, "with it, every hook call carries `X-Signature: sha256=<hex HMAC-SHA256 of the body>`"),
     ("redis.url", "(unset)", false, "Redis master to publish on, e.g. redis://127.0.0.1:6379 (redis://user:pass@host:port/db for ACL auth and a database, rediss:// for TLS); unset: single node, no Redis. With sentinels only its credentials, database and TLS are used"),
 ];
 
@@ -197,6 +205,9 @@ pub struct GatewayConfig {
     /// Abuse limits.
     #[serde(default)]
     pub limits: crate::limits::LimitsConfig,
+    /// Backend hooks.
+    #[serde(default)]
+    pub hooks: crate::hooks::HooksConfig,
 }
 
 impl GatewayConfig {
@@ -217,7 +228,7 @@ impl GatewayConfig {
             // Defaults shown as "(unset)"/"(none)" are not set at all.
             if !default.starts_with('(') {
                 builder = if *list {
-                    builder.set_default(*toml, vec![*default])?
+                    builder.set_default(*toml, default.split(',').collect::<Vec<_>>())?
                 } else {
                     builder.set_default(*toml, *default)?
                 };
@@ -286,6 +297,10 @@ impl GatewayConfig {
                 _ => "auth.jwt_public_key_file",
             };
             return invalid(key, err.to_string());
+        }
+        self.hooks.normalize();
+        if let Err((key, reason)) = self.hooks.check() {
+            return invalid(key, reason);
         }
         if let Some(ns) = self.namespaces.iter().find(|ns| !ns.starts_with('/')) {
             return invalid("namespaces", format!("`{ns}` must start with `/`"));

@@ -61,31 +61,70 @@ impl Policy {
 pub struct Guard {
     /// What it may do.
     pub permissions: Arc<Permissions>,
-    /// Its token's claims, when it has one (its data for `fetchSockets`).
+    /// Its token's claims, when it has one.
     pub claims: Option<serde_json::Value>,
+    /// Its user: the connect hook's, else the token's `sub`.
+    pub user: Option<String>,
+    /// What the connect hook gave as its data.
+    pub data: Option<serde_json::Value>,
     policy: Arc<Policy>,
     bucket: Mutex<TokenBucket>,
     /// Held while a join is checked against the room limit and applied.
     joins: Mutex<()>,
-    /// Notified at disconnect, to stop the expiry timer.
-    closed: Notify,
+    /// Notified at disconnect, to stop the expiry timer (shared with the
+    /// guard a connect hook puts in this one's place).
+    closed: Arc<Notify>,
 }
 
 impl Guard {
     fn new(
         permissions: Arc<Permissions>,
         claims: Option<serde_json::Value>,
+        user: Option<String>,
         policy: Arc<Policy>,
     ) -> Self {
         let bucket = Mutex::new(TokenBucket::new(&policy.limits, Instant::now()));
         Self {
             permissions,
             claims,
+            user,
+            data: None,
             policy,
             bucket,
             joins: Mutex::new(()),
-            closed: Notify::new(),
+            closed: Arc::new(Notify::new()),
         }
+    }
+
+    /// The guard of a socket the connect hook admitted as `user` with
+    /// `data`: the same token and expiry, the backend's rights.
+    pub fn admitted_by_backend(
+        &self,
+        permissions: Permissions,
+        user: Option<String>,
+        data: Option<serde_json::Value>,
+    ) -> Self {
+        Self {
+            permissions: Arc::new(permissions),
+            claims: self.claims.clone(),
+            user: user.or_else(|| self.user.clone()),
+            data,
+            policy: self.policy.clone(),
+            bucket: Mutex::new(TokenBucket::new(&self.policy.limits, Instant::now())),
+            joins: Mutex::new(()),
+            closed: self.closed.clone(),
+        }
+    }
+
+    /// What `fetchSockets` shows of the socket: the backend's data, else
+    /// its token's claims.
+    pub fn socket_data(&self) -> Option<&serde_json::Value> {
+        self.data.as_ref().or(self.claims.as_ref())
+    }
+
+    /// The `[auth]` section, for the user room's prefix.
+    pub fn auth_config(&self) -> &AuthConfig {
+        &self.policy.auth
     }
 
     /// The guard of `socket`; `None` when the gate did not run (handlers
@@ -146,7 +185,7 @@ pub async fn authenticate<A: Adapter>(
     State(metrics): State<GatewayMetrics>,
 ) -> Result<(), AuthError> {
     let anonymous = |socket: &SocketRef<A>| {
-        let guard = Guard::new(policy.anonymous.clone(), None, policy.clone());
+        let guard = Guard::new(policy.anonymous.clone(), None, None, policy.clone());
         socket.extensions.insert(Arc::new(guard));
     };
     let Some(verifier) = &policy.verifier else {
@@ -185,7 +224,12 @@ pub async fn authenticate<A: Adapter>(
     }
     let permissions = Arc::new(permissions);
     debug!(ns = socket.ns(), sid = %socket.id, user = %claims.sub, "socket authenticated");
-    let guard = Arc::new(Guard::new(permissions, Some(claims.all), policy.clone()));
+    let guard = Arc::new(Guard::new(
+        permissions,
+        Some(claims.all),
+        Some(claims.sub.clone()),
+        policy.clone(),
+    ));
     socket.extensions.insert(guard.clone());
     if policy.auth.disconnect_on_expiry {
         if let Some(exp) = claims.exp {

@@ -12,6 +12,9 @@
 //! `publish` and `message` need the socket's permissions (refusals answer
 //! the ack with `"forbidden: ..."` or `"limit: ..."`).
 //!
+//! Events the backend hooks take are registered here too (see
+//! [`crate::hooks`]).
+//!
 //! They are generic over the adapter so the single-node and the Redis modes
 //! share them, and public so embedders can register them beside their own
 //! (they need a [`GatewayMetrics`] in socketioxide's state, which
@@ -29,6 +32,7 @@ use tracing::{debug, warn};
 
 use crate::args::EventArgs;
 use crate::guard::Guard;
+use crate::hooks::{self, event::ToBackend, Hooks};
 use crate::limits::Verdict;
 use crate::membership;
 use crate::metrics::GatewayMetrics;
@@ -45,14 +49,30 @@ pub use protocol::socketio::RESERVED_EVENTS;
 /// socketioxide awaits middlewares before it answers the client's CONNECT,
 /// whereas the connect handler runs in a task spawned after it, so handlers
 /// registered there could miss a client's first events.
-pub async fn register<A: Adapter>(socket: SocketRef<A>) -> Result<(), Infallible> {
+///
+/// Events named in `hooks.events` go to the backend instead, built-in names
+/// included (a backend may take `message` over); with `*`, so does every
+/// event without a built-in handler.
+pub async fn register<A: Adapter>(
+    socket: SocketRef<A>,
+    State(hooks): State<Arc<Hooks>>,
+) -> Result<(), Infallible> {
     // In arrival order (see `relay_order`): relays keep the client's
     // order, and a join is applied before the events sent after it.
     socket.on("message", InOrder(on_message::<A>));
     socket.on("join", InOrder(on_join::<A>));
     socket.on("leave", InOrder(on_leave::<A>));
     socket.on("publish", InOrder(on_publish::<A>));
-    socket.on_fallback(on_other_event::<A>);
+    if hooks.config.event_url.is_some() {
+        for event in hooks.config.events.iter().filter(|event| *event != "*") {
+            socket.on(event.clone(), ToBackend);
+        }
+    }
+    if hooks.config.forwards_the_rest() {
+        socket.on_fallback(ToBackend);
+    } else {
+        socket.on_fallback(on_other_event::<A>);
+    }
     socket.on_disconnect(on_disconnect::<A>);
     Ok(())
 }
@@ -71,20 +91,22 @@ async fn on_disconnect<A: Adapter>(
     socket: SocketRef<A>,
     reason: DisconnectReason,
     State(metrics): State<GatewayMetrics>,
+    State(hooks): State<Arc<Hooks>>,
 ) {
     debug!(ns = socket.ns(), sid = %socket.id, ?reason, "socket disconnected");
     if let Some(guard) = Guard::of(&socket) {
         guard.closed();
     }
     metrics.on_disconnect(socket.ns(), reason);
+    hooks::event::on_disconnect(&socket, reason, &hooks);
 }
 
 /// An event dropped by the rate limit.
-struct OverRate;
+pub(crate) struct OverRate;
 
 /// Counts the event and applies the rate limit: the socket's guard (if it
 /// has one) when the event is to be handled.
-fn admit<A: Adapter>(
+pub(crate) fn admit<A: Adapter>(
     socket: &SocketRef<A>,
     metrics: &GatewayMetrics,
 ) -> Result<Option<Arc<Guard>>, OverRate> {
@@ -257,7 +279,7 @@ pub fn on_server_side_emit(cluster: &adapter::ClusterHandle, ns: &str, metrics: 
 }
 
 /// Sends the ack when the client asked for one; a missing ack is not an error.
-fn reply<A: Adapter, T: serde::Serialize + ?Sized>(
+pub(crate) fn reply<A: Adapter, T: serde::Serialize + ?Sized>(
     metrics: &GatewayMetrics,
     ack: AckSender<A>,
     value: &T,

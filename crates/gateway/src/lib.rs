@@ -13,6 +13,7 @@ pub mod config;
 pub mod conn;
 pub mod guard;
 pub mod handlers;
+pub mod hooks;
 pub mod limits;
 pub mod membership;
 pub mod metrics;

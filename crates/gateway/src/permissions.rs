@@ -64,6 +64,30 @@ impl Permissions {
         }
     }
 
+    /// Rights of a socket the connect hook admitted: each field of `grant`
+    /// replaces the one of `self` (from the token or the defaults). Once a
+    /// backend names users, users' rooms are protected even with auth off,
+    /// and `user` (the backend's, else the token's) owns its room.
+    pub fn granted_by_backend(
+        &self,
+        grant: &crate::hooks::Grant,
+        user: Option<&str>,
+        config: &AuthConfig,
+    ) -> Self {
+        Self {
+            rooms: grant.rooms.clone().unwrap_or_else(|| self.rooms.clone()),
+            publish: grant
+                .publish
+                .clone()
+                .unwrap_or_else(|| self.publish.clone()),
+            broadcast: grant.broadcast.unwrap_or(self.broadcast),
+            user_room_prefix: Some(config.user_room_prefix.clone()),
+            own_user_room: user
+                .map(|user| user_room(config, user))
+                .or_else(|| self.own_user_room.clone()),
+        }
+    }
+
     /// Whether the socket may join `room`.
     pub fn may_join(&self, room: &str) -> bool {
         self.allowed(&self.rooms, room)
@@ -188,6 +212,36 @@ mod tests {
         assert!(p.may_join("anything") && p.may_publish("user:alice"));
         assert!(!p.may_join("user:bob") && !p.may_publish("user:bob"));
         assert!(!p.broadcast, "no claim, auth on: the default is false");
+    }
+
+    #[test]
+    fn the_backend_grant_overrides_field_by_field() {
+        let config = AuthConfig::default();
+        let base = Permissions::anonymous(&config);
+        let grant = crate::hooks::Grant {
+            rooms: Some(vec!["chat:*".into()]),
+            publish: None,
+            broadcast: Some(false),
+        };
+        let p = base.granted_by_backend(&grant, Some("alice"), &config);
+        // (room, may join, may publish): publish keeps auth-off's `*`.
+        let table = [
+            ("chat:1", true, true),
+            ("lobby", false, true),
+            ("user:alice", true, true),
+            ("user:bob", false, false),
+        ];
+        for (room, join, publish) in table {
+            assert_eq!(
+                (p.may_join(room), p.may_publish(room)),
+                (join, publish),
+                "{room}"
+            );
+        }
+        assert!(!p.broadcast);
+        let anonymous = base.granted_by_backend(&crate::hooks::Grant::default(), None, &config);
+        assert!(anonymous.broadcast && anonymous.may_join("lobby"));
+        assert!(!anonymous.may_join("user:alice"), "no user: no user room");
     }
 
     #[test]

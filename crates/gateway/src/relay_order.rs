@@ -38,6 +38,34 @@ pub type Relay = Pin<Box<dyn Future<Output = ()> + Send>>;
 #[derive(Default)]
 pub struct RelayQueue {
     state: Mutex<QueueState>,
+    /// One at a time: each waits for the one before it to finish.
+    serial: bool,
+}
+
+/// A socket's calls that must also *finish* in order (the event hook's:
+/// the backend receives them in the order the client sent them), run one
+/// at a time by the same machinery.
+#[derive(Debug, Clone)]
+pub struct SerialQueue(Arc<RelayQueue>);
+
+impl SerialQueue {
+    /// The serial queue of `socket`, created on its first call.
+    pub fn of<A: Adapter>(socket: &SocketRef<A>) -> Self {
+        if let Some(queue) = socket.extensions.get::<Self>() {
+            return queue;
+        }
+        let queue = Self(Arc::new(RelayQueue {
+            serial: true,
+            ..RelayQueue::default()
+        }));
+        socket.extensions.insert(queue.clone());
+        queue
+    }
+
+    /// Queues `call` behind the socket's earlier ones.
+    pub fn push(&self, call: Relay) {
+        self.0.push(call);
+    }
 }
 
 #[derive(Default)]
@@ -92,8 +120,8 @@ impl RelayQueue {
     }
 
     /// Moves what was queued into `in_flight` (whose new futures are first
-    /// polled in the order they were pushed) and drives it; ready once
-    /// both are empty.
+    /// polled in the order they were pushed; only once it is empty when
+    /// serial) and drives it; ready once both are empty.
     fn poll_drain(
         &self,
         cx: &mut Context<'_>,
@@ -104,7 +132,11 @@ impl RelayQueue {
                 let Ok(mut state) = self.state.lock() else {
                     return Poll::Ready(());
                 };
-                in_flight.extend(state.pending.drain(..));
+                if !self.serial {
+                    in_flight.extend(state.pending.drain(..));
+                } else if in_flight.is_empty() {
+                    in_flight.extend(state.pending.pop_front());
+                }
                 if in_flight.is_empty() {
                     state.running = false;
                     state.waker = None;
@@ -159,6 +191,32 @@ impl<A: Adapter> MessageHandler<A, InOrderArgs> for InOrder<A> {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// A serial queue runs one call at a time, in order, whatever each
+    /// takes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn serial_calls_finish_in_order() {
+        const CALLS: u64 = 10;
+        let queue = SerialQueue(Arc::new(RelayQueue {
+            serial: true,
+            ..RelayQueue::default()
+        }));
+        let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+        for i in 0..CALLS {
+            let (running, done_tx) = (running.clone(), done_tx.clone());
+            queue.push(Box::pin(async move {
+                use std::sync::atomic::Ordering::SeqCst;
+                let others = running.fetch_add(1, SeqCst);
+                tokio::time::sleep(Duration::from_millis(20 - i * 2)).await;
+                running.fetch_sub(1, SeqCst);
+                let _ = done_tx.send((i, others));
+            }));
+        }
+        for i in 0..CALLS {
+            assert_eq!(done_rx.recv().await, Some((i, 0)));
+        }
+    }
 
     /// Relays start in the order queued, even when a later one would be
     /// quicker, and their waits overlap.

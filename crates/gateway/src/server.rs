@@ -39,6 +39,7 @@ use crate::config::GatewayConfig;
 use crate::conn::{ConnectionTracker, TrackedListener};
 use crate::guard::{self, Guard, Policy};
 use crate::handlers;
+use crate::hooks::{self, Hooks};
 use crate::metrics::GatewayMetrics;
 use crate::request_head::detach_request_head;
 
@@ -70,6 +71,9 @@ pub enum GatewayError {
     /// The token key could not be loaded.
     #[error("auth: {0}")]
     Auth(#[from] crate::auth::KeyError),
+    /// The hooks' HTTP client could not be built.
+    #[error(transparent)]
+    Hooks(#[from] crate::hooks::HooksError),
     /// The metrics could not be registered (a programming error).
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -187,6 +191,7 @@ async fn socket_io(
     cors: Option<CorsLayer>,
 ) -> Result<(Router, Cluster), GatewayError> {
     let policy = policy(config)?;
+    let hooks = hooks(config, metrics)?;
     let max_payload = config.limits.max_payload_bytes;
     let ws_max = usize::try_from(max_payload).unwrap_or(usize::MAX);
     // One builder for both modes, so their settings cannot differ.
@@ -197,7 +202,8 @@ async fn socket_io(
         .ws_max_message_size(ws_max)
         .ws_max_frame_size(ws_max)
         .with_state(metrics.clone())
-        .with_state(policy);
+        .with_state(policy)
+        .with_state(hooks);
     let Some(adapter_config) = config.redis.adapter_config() else {
         info!("no redis.url: single-node mode with the in-memory adapter");
         let (layer, io) = builder.build_layer();
@@ -206,6 +212,7 @@ async fn socket_io(
                 ns.clone(),
                 handlers::on_connect::<LocalAdapter>
                     .with(handlers::register::<LocalAdapter>)
+                    .with(hooks::connect::connect::<LocalAdapter>)
                     .with(guard::authenticate::<LocalAdapter>),
             );
         }
@@ -224,6 +231,7 @@ async fn socket_io(
             ns.clone(),
             handlers::on_connect::<RedisAdapter<_>>
                 .with(handlers::register::<RedisAdapter<_>>)
+                .with(hooks::connect::connect::<RedisAdapter<_>>)
                 .with(guard::authenticate::<RedisAdapter<_>>),
         )
         .await
@@ -287,16 +295,40 @@ fn policy(config: &GatewayConfig) -> Result<Arc<Policy>, GatewayError> {
     )))
 }
 
+/// The backend hooks and their client (idle when none is configured).
+fn hooks(config: &GatewayConfig, metrics: &GatewayMetrics) -> Result<Arc<Hooks>, GatewayError> {
+    let hooks = &config.hooks;
+    if hooks.enabled() {
+        info!(
+            connect = hooks.connect_url.as_deref().unwrap_or("-"),
+            event = hooks.event_url.as_deref().unwrap_or("-"),
+            events = ?hooks.events,
+            disconnect = hooks.disconnect_url.as_deref().unwrap_or("-"),
+            timeout_ms = hooks.timeout_ms,
+            max_inflight = hooks.max_inflight,
+            signed = hooks.secret.is_some(),
+            "backend hooks on"
+        );
+    }
+    // A backend's answer is bounded like a client's packet.
+    let max_answer = usize::try_from(config.limits.max_payload_bytes).unwrap_or(usize::MAX);
+    Ok(Arc::new(Hooks::new(
+        hooks.clone(),
+        max_answer,
+        metrics.registry(),
+    )?))
+}
+
 /// Remote `fetchSockets` (Rust and Node nodes alike) get each socket's
-/// token claims as its data.
+/// data: the connect hook's, else its token claims.
 fn share_claims(cluster: &ClusterHandle, io: &SocketIo<RedisAdapter<Emitter>>) {
     let io = io.clone();
     cluster.set_socket_details(move |ns, sid| {
         let socket = io.of(ns)?.get_socket(sid)?;
-        let claims = Guard::of(&socket)?.claims.clone()?;
+        let data = Guard::of(&socket)?.socket_data()?.clone();
         Some(adapter::SocketDetails {
             handshake: json!({}),
-            data: claims,
+            data,
         })
     });
 }

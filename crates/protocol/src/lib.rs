@@ -11,11 +11,15 @@
 //! - [`convert`]: the hot path between the msgpack value trees carried on
 //!   Redis (binary inline) and the Socket.IO JSON text plus attachments
 //!   carried on sockets.
+//! - [`json_args`]: event arguments to and from plain JSON, bytes as
+//!   `{"$binary": "<base64>"}` (the emitter's HTTP API, the gateway's
+//!   hooks).
 
 pub mod convert;
 pub mod engineio;
 mod error;
 mod jsfmt;
+pub mod json_args;
 pub mod socketio;
 
 pub use error::ProtocolError;

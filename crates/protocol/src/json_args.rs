@@ -8,6 +8,10 @@
 //! JSON has no bytes, so an object whose only key is `"$binary"` with a
 //! base64 string value stands for a binary argument (a Node `Buffer`), e.g.
 //! `{"$binary":"AQID"}` is the three bytes 1, 2, 3.
+//!
+//! [`value_to_json`] goes the other way, for what the gateway's hooks tell
+//! a backend: bytes become the same `$binary` objects, so what a backend
+//! receives it can send back unchanged.
 
 use std::fmt;
 
@@ -173,6 +177,56 @@ impl<'de> Visitor<'de> for ArgVisitor {
     }
 }
 
+/// The JSON a backend reads for `value`: bytes (and msgpack extensions'
+/// data) as `{"$binary": "<base64>"}`, non-string map keys as their JSON
+/// text (as JavaScript turns object keys into strings), non-finite floats
+/// as `null` (as `JSON.stringify` writes them), text that is not UTF-8
+/// with replacement characters.
+pub fn value_to_json(value: &Value) -> serde_json::Value {
+    use serde_json::Value as Json;
+    let binary = |bytes: &[u8]| {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+        Json::Object(serde_json::Map::from_iter([(
+            BINARY_KEY.to_owned(),
+            Json::String(encoded),
+        )]))
+    };
+    match value {
+        Value::Nil => Json::Null,
+        Value::Boolean(b) => Json::Bool(*b),
+        Value::Integer(i) => match (i.as_i64(), i.as_u64()) {
+            (Some(n), _) => Json::from(n),
+            (None, Some(n)) => Json::from(n),
+            (None, None) => Json::Null,
+        },
+        Value::F32(f) => float_to_json(f64::from(*f)),
+        Value::F64(f) => float_to_json(*f),
+        Value::String(s) => Json::String(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        Value::Binary(bytes) => binary(bytes),
+        Value::Ext(_, bytes) => binary(bytes),
+        Value::Array(items) => Json::Array(items.iter().map(value_to_json).collect()),
+        Value::Map(entries) => Json::Object(
+            entries
+                .iter()
+                .map(|(key, value)| (map_key(key), value_to_json(value)))
+                .collect(),
+        ),
+    }
+}
+
+fn float_to_json(number: f64) -> serde_json::Value {
+    serde_json::Number::from_f64(number)
+        .map(serde_json::Value::Number)
+        .unwrap_or(serde_json::Value::Null)
+}
+
+fn map_key(key: &Value) -> String {
+    match key {
+        Value::String(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        other => value_to_json(other).to_string(),
+    }
+}
+
 fn binary_from_entries(entries: &[(Value, Value)]) -> Result<Value, String> {
     match entries {
         [(_, Value::String(encoded))] => {
@@ -202,6 +256,35 @@ mod tests {
                 .map(|(k, v)| (Value::from(*k), v.clone()))
                 .collect(),
         )
+    }
+
+    #[test]
+    fn values_to_json_and_back() {
+        let value = map(&[
+            ("bytes", Value::Binary(vec![1, 2, 3])),
+            ("n", Value::from(-7)),
+            ("big", Value::from(u64::MAX)),
+            ("f", Value::F64(1.5)),
+            ("nan", Value::F64(f64::NAN)),
+            ("list", Value::Array(vec![Value::Nil, Value::Boolean(true)])),
+        ]);
+        let json = value_to_json(&value);
+        assert_eq!(
+            json.to_string(),
+            r#"{"bytes":{"$binary":"AQID"},"n":-7,"big":18446744073709551615,"f":1.5,"nan":null,"list":[null,true]}"#
+        );
+        let back = json_to_value(&json).unwrap();
+        let expected_back = map(&[
+            ("bytes", Value::Binary(vec![1, 2, 3])),
+            ("n", Value::from(-7)),
+            ("big", Value::from(u64::MAX)),
+            ("f", Value::F64(1.5)),
+            ("nan", Value::Nil),
+            ("list", Value::Array(vec![Value::Nil, Value::Boolean(true)])),
+        ]);
+        assert_eq!(back, expected_back);
+        let keyed = Value::Map(vec![(Value::from(1), Value::from("one"))]);
+        assert_eq!(value_to_json(&keyed).to_string(), r#"{"1":"one"}"#);
     }
 
     #[test]
