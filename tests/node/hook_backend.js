@@ -2,8 +2,9 @@
 // HTTP server that checks each call's X-Signature with its own HMAC code
 // and prints one JSON line per call: {"hook", "body", "signed"}.
 //
-// usage: node hook_backend.js --secret S
-// Prints `listening <port>` once ready. What it answers:
+// usage: node hook_backend.js --secret S [--tls-key KEY --tls-cert CERT]
+// With a key and a certificate (PEM files) it serves https. Prints
+// `listening <port>` once ready. What it answers:
 // - /connect: auth.deny -> 403 {"message": auth.deny}; auth.slow -> no answer
 //   for 3 s; else 200 {user: auth.user, rooms: ["team:" + auth.user],
 //   data: {plan: "pro", claims}, permissions: {publish: ["team:*"]}}
@@ -13,11 +14,18 @@
 // - /disconnect: 500 to the first call for a socket id, 200 after.
 "use strict";
 
+const fs = require("fs");
 const http = require("http");
+const https = require("https");
 const crypto = require("crypto");
 
-const secretIndex = process.argv.indexOf("--secret");
-const secret = secretIndex > 0 ? process.argv[secretIndex + 1] : "";
+const option = (name) => {
+  const index = process.argv.indexOf(name);
+  return index > 0 ? process.argv[index + 1] : undefined;
+};
+const secret = option("--secret") || "";
+const tlsKey = option("--tls-key");
+const tlsCert = option("--tls-cert");
 const print = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
 const failedOnce = new Set();
 
@@ -32,7 +40,7 @@ function answer(res, status, body) {
   res.end(body === undefined ? "" : JSON.stringify(body));
 }
 
-const server = http.createServer((req, res) => {
+function handle(req, res) {
   const chunks = [];
   req.on("data", (chunk) => chunks.push(chunk));
   req.on("end", () => {
@@ -77,7 +85,11 @@ const server = http.createServer((req, res) => {
     }
     answer(res, 404, { error: "no such hook" });
   });
-});
+}
+
+const server = tlsKey
+  ? https.createServer({ key: fs.readFileSync(tlsKey), cert: fs.readFileSync(tlsCert) }, handle)
+  : http.createServer(handle);
 
 server.keepAliveTimeout = 60000;
 server.listen(0, "127.0.0.1", () => {

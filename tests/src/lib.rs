@@ -14,6 +14,7 @@ pub mod jwt;
 pub mod node;
 pub mod redis;
 pub mod sentinel;
+pub mod tls;
 pub mod wait;
 
 use std::net::{Ipv4Addr, TcpListener};
@@ -26,6 +27,7 @@ pub use jwt::TokenKit;
 pub use node::NodePeer;
 pub use redis::{RedisConn, RedisServer, Resp};
 pub use sentinel::{SentinelServer, SentinelTiming};
+pub use tls::PrivateCa;
 pub use wait::{wait_for, wait_until, Deadline};
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.

@@ -6,13 +6,15 @@
 //! on websocket and polling, binary both ways, 1000 events in order,
 //! "backend busy", a 500 as an error ack. Disconnect: once per socket,
 //! retried after a 500. With a JWT, the claims reach the connect hook.
+//! Over https, the backend's private CA is trusted through
+//! `GATEWAY_HOOKS__TLS_CA_FILE`, and only through it.
 
 use std::time::Duration;
 
-use e2e::bins::{http_get, metric_sample};
+use e2e::bins::{gateway_exit, http_get, metric_sample};
 use e2e::jwt::TokenKit;
 use e2e::wait::wait_until;
-use e2e::{free_port, GatewayProcess, NodePeer};
+use e2e::{free_port, GatewayProcess, NodePeer, PrivateCa};
 use emitter::{Emitter, RedisConfig};
 use serde_json::{json, Value};
 
@@ -24,6 +26,28 @@ async fn backend() -> anyhow::Result<(NodePeer, String)> {
     let peer =
         NodePeer::spawn("backend", "hook_backend.js", &args, &[], Some("listening ")).await?;
     let url = peer.http_url()?;
+    Ok((peer, url))
+}
+
+/// The backend over https, with the server certificate of `ca`.
+async fn https_backend(ca: &PrivateCa) -> anyhow::Result<(NodePeer, String)> {
+    let args = [
+        "--secret".to_owned(),
+        SECRET.to_owned(),
+        "--tls-key".to_owned(),
+        ca.server_key(),
+        "--tls-cert".to_owned(),
+        ca.server_cert(),
+    ];
+    let peer = NodePeer::spawn(
+        "https-backend",
+        "hook_backend.js",
+        &args,
+        &[],
+        Some("listening "),
+    )
+    .await?;
+    let url = format!("https://127.0.0.1:{}", peer.port()?);
     Ok((peer, url))
 }
 
@@ -312,5 +336,65 @@ async fn with_jwt_auth_the_claims_reach_the_connect_hook() -> anyhow::Result<()>
     assert!(refusal.starts_with("unauthorized"), "{refusal}");
     assert_eq!(requests(&gw, "connect", "ok").await?, 1.0);
     assert_eq!(requests(&gw, "connect", "refused").await?, 0.0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_hooks_trust_the_ca_of_tls_ca_file_and_nothing_else() -> anyhow::Result<()> {
+    let ca = PrivateCa::new("hooks").await?;
+    let (mut backend, url) = https_backend(&ca).await?;
+    let (connect_url, event_url) = (format!("{url}/connect"), format!("{url}/event"));
+    let hooks = [
+        ("GATEWAY_HOOKS__CONNECT_URL", connect_url.as_str()),
+        ("GATEWAY_HOOKS__EVENT_URL", event_url.as_str()),
+        ("GATEWAY_HOOKS__EVENTS", "echo"),
+        ("GATEWAY_HOOKS__SECRET", SECRET),
+    ];
+    let ca_cert = ca.ca_cert();
+    let mut trusting = hooks.to_vec();
+    trusting.push(("GATEWAY_HOOKS__TLS_CA_FILE", &ca_cert));
+    let gw = GatewayProcess::start("https-hooks", &trusting).await?;
+    let admitted = auth(json!({"user": "dave"}));
+    let args: Vec<&str> = admitted.iter().map(String::as_str).collect();
+    let mut dave = NodePeer::client("dave", &gw.url(), &args).await?;
+    let sid = dave.ready_value().to_owned();
+    let body = call(&mut backend, "connect", &sid).await?;
+    assert_eq!(body["auth"], json!({"user": "dave"}));
+    let echoed = dave
+        .emit_with_ack("echo", json!(["over https"]), EVENT)
+        .await?;
+    assert_eq!(echoed, json!(["over https"]));
+    assert_eq!(call(&mut backend, "event", &sid).await?["user"], "dave");
+    assert_eq!(requests(&gw, "connect", "ok").await?, 1.0);
+
+    // The same backend without the CA: the web roots do not know it, so
+    // the certificate is refused and the client is refused, closed.
+    let untrusting = GatewayProcess::start("https-untrusting", &hooks).await?;
+    let args: Vec<&str> = admitted.iter().map(String::as_str).collect();
+    assert_eq!(
+        NodePeer::refused_client("untrusted", &untrusting.url(), &args).await?,
+        "backend unavailable"
+    );
+    assert_eq!(requests(&untrusting, "connect", "unreachable").await?, 1.0);
+    let logs = untrusting.logs().text();
+    assert!(
+        logs.contains("UnknownIssuer") || logs.to_lowercase().contains("certificate"),
+        "the log says why: {logs}"
+    );
+
+    // A CA file that is not there, or holds no certificate, stops the
+    // gateway at start with the key's name.
+    let key_only = ca.server_key();
+    for (file, says) in [
+        ("/nonexistent/ca.pem", "cannot read"),
+        (key_only.as_str(), "BEGIN CERTIFICATE"),
+    ] {
+        let mut env = hooks.to_vec();
+        env.push(("GATEWAY_HOOKS__TLS_CA_FILE", file));
+        let (code, logs) = gateway_exit(&env, Duration::from_secs(30)).await?;
+        assert_eq!(code, Some(1), "{logs}");
+        assert!(logs.contains("hooks.tls_ca_file"), "{logs}");
+        assert!(logs.contains(says), "{says}: {logs}");
+    }
     Ok(())
 }

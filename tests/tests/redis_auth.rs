@@ -11,9 +11,8 @@
 use std::time::Duration;
 
 use e2e::bins::{gateway_exit, run_emitter};
-use e2e::{free_port, GatewayProcess, NodePeer, RedisConn, RedisServer};
+use e2e::{free_port, GatewayProcess, NodePeer, PrivateCa, RedisConn, RedisServer};
 use serde_json::json;
-use tokio::process::Command;
 
 const USER: &str = "app";
 const USER_PASSWORD: &str = "app-secret";
@@ -226,87 +225,14 @@ async fn wrong_password_fails_at_start() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `openssl` with `args` in `dir`.
-async fn openssl(dir: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
-    let output = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .await
-        .map_err(|err| anyhow::anyhow!("running openssl (is it installed?): {err}"))?;
-    anyhow::ensure!(
-        output.status.success(),
-        "openssl {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(())
-}
-
-/// A private CA and a server certificate for 127.0.0.1 signed by it, in
-/// `dir`: ca.crt, server.crt, server.key.
-async fn make_certificates(dir: &std::path::Path) -> anyhow::Result<()> {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec!["req", "-x509"];
-    ca.extend_from_slice(&ec);
-    ca.extend_from_slice(&[
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=e2e test CA",
-    ]);
-    openssl(dir, &ca).await?;
-    let mut request = vec!["req"];
-    request.extend_from_slice(&ec);
-    request.extend_from_slice(&[
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    openssl(dir, &request).await?;
-    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n")?;
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-        ],
-    )
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_a_private_ca() -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("e2e-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    make_certificates(&dir).await?;
-    let file = |name: &str| dir.join(name).display().to_string();
-    let (ca, cert, key) = (file("ca.crt"), file("server.crt"), file("server.key"));
+    let private_ca = PrivateCa::new("redis").await?;
+    let (ca, cert, key) = (
+        private_ca.ca_cert(),
+        private_ca.server_cert(),
+        private_ca.server_key(),
+    );
     let tls_port = free_port()?.to_string();
     // The plain port stays for the harness' readiness check; the cluster
     // only uses the TLS one.
@@ -383,6 +309,5 @@ async fn tls_with_a_private_ca() -> anyhow::Result<()> {
         run_emitter(&["emit", "--redis", &url, "message", "x"], &[], EVENT).await?;
     eprintln!("[redis tls] emitter without the CA file: {code:?}\n{stderr}");
     assert_eq!(code, Some(1), "{stderr}");
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

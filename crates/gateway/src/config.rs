@@ -69,6 +69,7 @@ pub const OWN_KEYS: &[OwnKey] = &[
     ("hooks.timeout_ms", "5000", false, "bound of each hook call"),
     ("hooks.max_inflight", "256", false, "events waiting for or in an event hook call, per gateway; beyond it an event is acked `{\"error\": \"backend busy\"}` at once"),
     ("hooks.secret", "(unset)", false, "with it, every hook call carries `X-Signature: sha256=<hex HMAC-SHA256 of the body>`"),
+    ("hooks.tls_ca_file", "(unset)", false, "PEM file of CA certificates trusted for `https://` hooks beside the built-in web roots (a private CA, a self-signed backend)"),
     ("redis.url", "(unset)", false, "Redis master to publish on, e.g. redis://127.0.0.1:6379 (redis://user:pass@host:port/db for ACL auth and a database, rediss:// for TLS); unset: single node, no Redis. With sentinels only its credentials, database and TLS are used"),
 ];
 

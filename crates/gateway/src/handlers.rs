@@ -17,8 +17,9 @@
 //!
 //! They are generic over the adapter so the single-node and the Redis modes
 //! share them, and public so embedders can register them beside their own
-//! (they need a [`GatewayMetrics`] in socketioxide's state, which
-//! [`crate::server`] provides).
+//! (they need a [`GatewayMetrics`] and an `Arc<`[`Hooks`]`>`, idle when no
+//! hook is configured, in socketioxide's state, which [`crate::server`]
+//! provides).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -63,10 +64,9 @@ pub async fn register<A: Adapter>(
     socket.on("join", InOrder(on_join::<A>));
     socket.on("leave", InOrder(on_leave::<A>));
     socket.on("publish", InOrder(on_publish::<A>));
-    if hooks.config.event_url.is_some() {
-        for event in hooks.config.events.iter().filter(|event| *event != "*") {
-            socket.on(event.clone(), ToBackend);
-        }
+    // `check` lets `events` name events only with an `event_url`.
+    for event in hooks.config.events.iter().filter(|event| *event != "*") {
+        socket.on(event.clone(), ToBackend);
     }
     if hooks.config.forwards_the_rest() {
         socket.on_fallback(ToBackend);

@@ -307,6 +307,7 @@ fn hooks(config: &GatewayConfig, metrics: &GatewayMetrics) -> Result<Arc<Hooks>,
             timeout_ms = hooks.timeout_ms,
             max_inflight = hooks.max_inflight,
             signed = hooks.secret.is_some(),
+            tls_ca_file = hooks.tls_ca_file.as_deref().unwrap_or("-"),
             "backend hooks on"
         );
     }

@@ -39,8 +39,53 @@ impl Hook {
 
 /// Why the HTTP client could not be built.
 #[derive(Debug, thiserror::Error)]
-#[error("hooks: cannot build the HTTP client: {0}")]
-pub struct ClientError(#[from] reqwest::Error);
+pub enum ClientError {
+    /// `hooks.tls_ca_file` could not be read.
+    #[error("hooks.tls_ca_file: cannot read {path}: {source}")]
+    CaFile {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `hooks.tls_ca_file` holds no certificate reqwest can use.
+    #[error("hooks.tls_ca_file: {path} holds no usable PEM certificate: {source}")]
+    CaCertificate {
+        /// The file.
+        path: String,
+        /// Why.
+        source: reqwest::Error,
+    },
+    /// reqwest refused its settings.
+    #[error("hooks: cannot build the HTTP client: {0}")]
+    Build(#[from] reqwest::Error),
+}
+
+/// The CA certificates of the PEM file at `path`; at least one.
+fn ca_certificates(path: &str) -> Result<Vec<reqwest::Certificate>, ClientError> {
+    let pem = std::fs::read(path).map_err(|source| ClientError::CaFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
+        ClientError::CaCertificate {
+            path: path.to_owned(),
+            source,
+        }
+    })?;
+    if certificates.is_empty() {
+        // from_pem_bundle skips what is not a certificate, a key among
+        // them; an empty trust list would make every https call fail.
+        return Err(ClientError::CaFile {
+            path: path.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "no `BEGIN CERTIFICATE` block",
+            ),
+        });
+    }
+    Ok(certificates)
+}
 
 /// The hooks' metrics.
 #[derive(Debug, Clone)]
@@ -126,19 +171,28 @@ pub struct HookClient {
 
 impl HookClient {
     /// A client whose calls last at most `timeout` and read answers of at
-    /// most `max_answer_bytes`, signed with `secret` when given.
+    /// most `max_answer_bytes`, signed with `secret` when given, trusting
+    /// the certificates of `tls_ca_file` beside the built-in roots.
     pub fn new(
         timeout: Duration,
         secret: Option<&str>,
+        tls_ca_file: Option<&str>,
         max_answer_bytes: usize,
         metrics: HookMetrics,
     ) -> Result<Self, ClientError> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(timeout)
             .timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(60))
-            .user_agent(concat!("socketio-gateway/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .user_agent(concat!("socketio-gateway/", env!("CARGO_PKG_VERSION")));
+        for certificate in tls_ca_file
+            .map(ca_certificates)
+            .transpose()?
+            .unwrap_or_default()
+        {
+            builder = builder.add_root_certificate(certificate);
+        }
+        let http = builder.build()?;
         Ok(Self {
             http,
             secret: secret.map(|s| s.as_bytes().to_vec()),

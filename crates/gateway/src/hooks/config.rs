@@ -29,6 +29,10 @@ pub struct HooksConfig {
     pub max_inflight: usize,
     /// Key of the `X-Signature` HMAC, when set.
     pub secret: Option<String>,
+    /// PEM file of CA certificates trusted for `https://` hooks, beside
+    /// the built-in web roots: a backend with a private CA or a
+    /// self-signed certificate.
+    pub tls_ca_file: Option<String>,
 }
 
 impl Default for HooksConfig {
@@ -45,6 +49,7 @@ impl Default for HooksConfig {
             timeout_ms: 5000,
             max_inflight: 256,
             secret: None,
+            tls_ca_file: None,
         }
     }
 }
@@ -63,13 +68,14 @@ impl HooksConfig {
         self.forward_headers
             .iter_mut()
             .for_each(|name| name.make_ascii_lowercase());
-        for url in [
+        for optional in [
             &mut self.connect_url,
             &mut self.event_url,
             &mut self.disconnect_url,
+            &mut self.tls_ca_file,
         ] {
-            if url.as_deref().is_some_and(|u| u.trim().is_empty()) {
-                *url = None;
+            if optional.as_deref().is_some_and(|u| u.trim().is_empty()) {
+                *optional = None;
             }
         }
     }

@@ -54,6 +54,7 @@ impl Hooks {
         let client = HookClient::new(
             Duration::from_millis(config.timeout_ms),
             config.secret.as_deref(),
+            config.tls_ca_file.as_deref(),
             max_answer_bytes,
             metrics,
         )?;
