@@ -10,6 +10,7 @@
 
 pub mod bins;
 pub mod churn;
+pub mod golden;
 pub mod jwt;
 pub mod node;
 pub mod redis;

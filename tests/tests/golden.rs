@@ -19,22 +19,19 @@
 //! No bytes are typed by hand: the Node script is the only source.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
-use e2e::{from_hex, to_hex, NodePeer, RedisServer};
+use e2e::golden::{canonical_numbers, describe_msgpack, node_vectors};
+use e2e::{from_hex, to_hex, NodePeer};
 use protocol::convert::{msgpack_to_socketio, socketio_to_msgpack};
 use protocol::socketio::{Packet, PacketDecoder, PacketType};
-use rmpv::Value as Msgpack;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use wire::{
     BroadcastFlags, BroadcastMessage, BroadcastOpts, BroadcastPacket, Channels,
     LegacyEmitterMessage, Request, Response,
 };
-
-const GOLDEN_TIMEOUT: Duration = Duration::from_secs(90);
 
 #[derive(Debug, Deserialize)]
 struct Vector {
@@ -58,67 +55,10 @@ struct SocketioView {
 
 /// Runs golden.js against a fresh Redis and parses its vectors.
 async fn golden_vectors() -> anyhow::Result<Vec<Vector>> {
-    e2e::node::ensure_node_modules()?;
-    let redis = RedisServer::master().await?;
-    let output = tokio::time::timeout(
-        GOLDEN_TIMEOUT,
-        tokio::process::Command::new("node")
-            .arg(e2e::node_dir().join("golden.js"))
-            .current_dir(e2e::node_dir())
-            .env("REDIS_URL", redis.url())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .context("golden.js did not finish in time")?
-    .context("running node golden.js")?;
-    if !output.status.success() {
-        bail!(
-            "golden.js failed ({}):\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    serde_json::from_slice(&output.stdout).context("parsing golden.js output")
+    node_vectors("golden.js").await
 }
 
 // ------------------------------------------------------------------ Rust -> the JSON description
-
-/// A msgpack value in golden.js's description format.
-fn describe_msgpack(value: &Msgpack) -> anyhow::Result<Value> {
-    Ok(match value {
-        Msgpack::Nil => Value::Null,
-        Msgpack::Boolean(b) => Value::Bool(*b),
-        Msgpack::Integer(i) => match (i.as_i64(), i.as_u64()) {
-            (Some(n), _) => json!(n),
-            (None, Some(n)) => json!(n),
-            _ => bail!("integer {i} out of range"),
-        },
-        Msgpack::F32(f) => json!(f64::from(*f)),
-        Msgpack::F64(f) => json!(f),
-        Msgpack::String(s) => Value::String(s.as_str().context("string is not UTF-8")?.to_owned()),
-        Msgpack::Binary(b) => json!({ "$bin": to_hex(b) }),
-        Msgpack::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(describe_msgpack)
-                .collect::<Result<_, _>>()?,
-        ),
-        Msgpack::Map(pairs) => {
-            let mut map = Map::new();
-            for (key, value) in pairs {
-                let key = key
-                    .as_str()
-                    .with_context(|| format!("map key {key} is not a string"))?;
-                map.insert(key.to_owned(), describe_msgpack(value)?);
-            }
-            Value::Object(map)
-        }
-        // notepack 2's `undefined` (fixext 1, type 0), should a decoder keep it.
-        Msgpack::Ext(0, data) if data.as_slice() == [0] => Value::Null,
-        Msgpack::Ext(ty, data) => bail!("unexpected ext {ty} {}", to_hex(data)),
-    })
-}
 
 fn describe_flags(flags: &BroadcastFlags) -> Value {
     let mut map = Map::new();
@@ -267,26 +207,6 @@ fn describe_sio(packet: &Packet, attachments: &[Bytes]) -> anyhow::Result<Value>
 }
 
 // ------------------------------------------------------------------ normalisation of the Node view
-
-/// Canonical numbers: integral values as integers, others as f64 (JS has one
-/// number type; Rust distinguishes them).
-fn canonical_numbers(value: &mut Value) {
-    match value {
-        Value::Number(n) => {
-            if let Some(f) = n.as_f64() {
-                if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
-                    // Within 2^53 the cast is exact.
-                    *value = json!(f as i64);
-                } else {
-                    *value = json!(f);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(canonical_numbers),
-        Value::Object(map) => map.values_mut().for_each(canonical_numbers),
-        _ => {}
-    }
-}
 
 fn is_undefined(value: &Value) -> bool {
     value.get("$undefined") == Some(&Value::Bool(true))

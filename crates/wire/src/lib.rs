@@ -6,13 +6,16 @@
 //! exactly one encoder and one decoder for every message that crosses Redis:
 //! channel names ([`channel`]), broadcast messages ([`broadcast`]),
 //! inter-node requests and responses ([`request`]) and the legacy emitter
-//! message ([`legacy`]). Decoders accept what every Node version in the wild
+//! message ([`legacy`]); and the ClusterAdapter format of socket.io-adapter
+//! 2.5 ([`cluster`]), which Node's sharded and streams adapters speak.
+//! Decoders accept what every Node version in the wild
 //! writes (notepack.io 2 and 3, msgpack-js 0.3); encoders write what the
 //! current Node packages expect, byte for byte where the Node side is
 //! deterministic.
 
 pub mod broadcast;
 pub mod channel;
+pub mod cluster;
 mod error;
 pub mod glob;
 pub mod legacy;
@@ -24,6 +27,10 @@ pub use broadcast::{
     peek_uid, BroadcastFlags, BroadcastMessage, BroadcastOpts, BroadcastPacket, PacketKind,
 };
 pub use channel::{legacy_emitter_channel, Channels};
+pub use cluster::{
+    ClusterBody, ClusterMessage, ClusterMessageType, ClusterSocket, ShardedChannels,
+    SubscriptionMode,
+};
 pub use error::DecodeError;
 pub use glob::pattern_matches;
 pub use legacy::LegacyEmitterMessage;

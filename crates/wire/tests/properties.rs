@@ -7,7 +7,8 @@ use proptest::prelude::*;
 use rmpv::Value;
 use wire::{
     pattern_matches, BroadcastFlags, BroadcastMessage, BroadcastOpts, BroadcastPacket, Channels,
-    FetchedSocket, LegacyEmitterMessage, PacketKind, Request, RequestOpts, Response,
+    ClusterBody, ClusterMessage, ClusterSocket, FetchedSocket, LegacyEmitterMessage, PacketKind,
+    Request, RequestOpts, Response,
 };
 
 fn text() -> impl Strategy<Value = String> {
@@ -288,6 +289,109 @@ fn legacy_message() -> impl Strategy<Value = LegacyEmitterMessage> {
         })
 }
 
+/// Values a JS object holds once `JSON.parse` or notepack made it: what
+/// survives either encoding unchanged (no f32, no ext, no integral or
+/// non-finite doubles, which JS cannot tell from integers or null).
+fn js_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Nil),
+        any::<bool>().prop_map(Value::Boolean),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        (-1e12f64..1e12)
+            .prop_filter("integral doubles are integers in JS", |f| f.fract() != 0.0)
+            .prop_map(Value::F64),
+        text().prop_map(Value::from),
+        bytes().prop_map(Value::Binary),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            vec(inner.clone(), 0..6).prop_map(Value::Array),
+            // JS objects have unique keys.
+            proptest::collection::btree_map(text(), inner, 0..6).prop_map(|entries| {
+                Value::Map(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (Value::from(k), v))
+                        .collect(),
+                )
+            }),
+        ]
+    })
+}
+
+fn cluster_socket() -> impl Strategy<Value = ClusterSocket> {
+    (text(), js_value(), rooms(), js_value()).prop_map(|(id, handshake, rooms, data)| {
+        ClusterSocket {
+            id,
+            handshake,
+            rooms,
+            data,
+        }
+    })
+}
+
+fn cluster_body(nsp: String) -> impl Strategy<Value = ClusterBody> {
+    let id = || text();
+    let opts = broadcast_opts;
+    let args = || vec(js_value(), 0..4);
+    prop_oneof![
+        Just(ClusterBody::InitialHeartbeat),
+        Just(ClusterBody::Heartbeat),
+        Just(ClusterBody::AdapterClose),
+        (kind(), text(), args(), proptest::option::of(id()), opts()).prop_map(
+            move |(kind, event, args, request_id, opts)| {
+                let mut data = vec![Value::from(event)];
+                data.extend(args);
+                ClusterBody::Broadcast {
+                    packet: BroadcastPacket {
+                        kind,
+                        nsp: nsp.clone(),
+                        data: Value::Array(data),
+                    },
+                    request_id,
+                    opts,
+                }
+            }
+        ),
+        (opts(), rooms()).prop_map(|(opts, rooms)| ClusterBody::SocketsJoin { opts, rooms }),
+        (opts(), rooms()).prop_map(|(opts, rooms)| ClusterBody::SocketsLeave { opts, rooms }),
+        (opts(), any::<bool>())
+            .prop_map(|(opts, close)| ClusterBody::DisconnectSockets { opts, close }),
+        (opts(), id())
+            .prop_map(|(opts, request_id)| ClusterBody::FetchSockets { opts, request_id }),
+        (id(), vec(cluster_socket(), 0..3)).prop_map(|(request_id, sockets)| {
+            ClusterBody::FetchSocketsResponse {
+                request_id,
+                sockets,
+            }
+        }),
+        (proptest::option::of(id()), args())
+            .prop_map(|(request_id, packet)| ClusterBody::ServerSideEmit { request_id, packet }),
+        (id(), js_value()).prop_map(|(request_id, packet)| {
+            ClusterBody::ServerSideEmitResponse { request_id, packet }
+        }),
+        (id(), 0u64..=(1 << 53)).prop_map(|(request_id, client_count)| {
+            ClusterBody::BroadcastClientCount {
+                request_id,
+                client_count,
+            }
+        }),
+        (id(), js_value())
+            .prop_map(|(request_id, packet)| ClusterBody::BroadcastAck { request_id, packet }),
+    ]
+}
+
+fn cluster_message() -> impl Strategy<Value = ClusterMessage> {
+    (text(), text()).prop_flat_map(|(uid, nsp)| {
+        cluster_body(nsp.clone()).prop_map(move |body| ClusterMessage {
+            uid: uid.clone(),
+            nsp: nsp.clone(),
+            body,
+        })
+    })
+}
+
 /// Damages a valid message: overwrite, truncate or insert bytes.
 fn mutate(mut bytes: Vec<u8>, edits: Vec<(usize, u8, u8)>) -> Vec<u8> {
     for (at, byte, op) in edits {
@@ -335,6 +439,11 @@ fn check_all_decoders(bytes: &[u8]) {
         }
     }
     let _ = LegacyEmitterMessage::decode(bytes);
+    if let Ok(message) = ClusterMessage::decode(bytes) {
+        let encoded = message.encode();
+        let again = ClusterMessage::decode(&encoded).expect("re-encoded cluster message decodes");
+        assert_eq!(again.encode(), encoded);
+    }
 }
 
 proptest! {
@@ -360,6 +469,30 @@ proptest! {
     #[test]
     fn legacy_round_trips(message in legacy_message()) {
         prop_assert_eq!(LegacyEmitterMessage::decode(&message.encode()), Ok(message));
+    }
+
+    #[test]
+    fn cluster_messages_round_trip(message in cluster_message()) {
+        prop_assert_eq!(ClusterMessage::decode(&message.encode()), Ok(message));
+    }
+
+    /// Whatever the tree holds (f32, ext, integral doubles), its encoding
+    /// decodes, and re-encodes to the same bytes.
+    #[test]
+    fn cluster_encoding_is_stable(request_id in text(), packet in msgpack_value()) {
+        let message = ClusterMessage {
+            uid: "u".into(),
+            nsp: "/".into(),
+            body: ClusterBody::BroadcastAck { request_id, packet },
+        };
+        let encoded = message.encode();
+        let again = ClusterMessage::decode(&encoded).expect("an encoded message decodes");
+        prop_assert_eq!(again.encode(), encoded);
+    }
+
+    #[test]
+    fn decoders_are_total_on_damaged_cluster_messages(message in cluster_message(), edits in edits()) {
+        check_all_decoders(&mutate(message.encode(), edits));
     }
 
     #[test]
