@@ -14,6 +14,7 @@ test: deps deploy-check
 	$(CARGO) test --workspace
 	$(MAKE) --no-print-directory test-make-up
 	$(MAKE) --no-print-directory test-make-up SENTINEL=1
+	$(MAKE) --no-print-directory test-compose
 
 ## deps: redis-server (Debian package) and the Node peers (npm ci), only when missing
 deps:
@@ -77,6 +78,28 @@ deploy-check:
 ## test-make-up: `make up` on free ports with the debug binaries, clients on both gateways, emitter, `make down`
 test-make-up:
 	@scripts/test-make-up.sh
+
+# ---------------------------------------------------------------------------
+# The Compose deployment in real containers on a machine without Docker
+# (podman + docker-compose, stand-in images from Debian's packages; see
+# scripts/compose.sh). GATEWAYS=N (default 2); COMPOSE_LAYOUT=fixed for the
+# layout without Sentinel; host ports LB_PORT, EMITTER_PORT, PROMETHEUS_PORT.
+
+.PHONY: compose-up compose-down test-compose
+
+GATEWAYS ?= 2
+
+## compose-up: docker-compose up with podman (set up when missing); returns once every healthcheck passes
+compose-up:
+	@GATEWAYS=$(GATEWAYS) scripts/compose.sh up $(GATEWAYS)
+
+## compose-down: remove every container and network of compose-up (the Prometheus volume stays)
+compose-down:
+	@scripts/compose.sh down
+
+## test-compose: the Compose deployment started, scaled to 4, broken (replica, master, gateway) and torn down, from real clients
+test-compose: deps
+	@scripts/test-compose.sh
 
 .PHONY: bench bench-quick
 
