@@ -21,7 +21,7 @@
 # Missing tools are installed from Debian's packages (docker-compose,
 # haproxy, prometheus); nothing is installed when they are present.
 set -euo pipefail
-# eventually, redis_cli, redis_pong, replica_linked
+# eventually, redis_cli, redis_pong, replica_linked, pass, failed
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -44,15 +44,6 @@ kill_children() {
     done
 }
 
-pass() {
-    PASSED=$((PASSED + 1))
-    printf 'ok   %s\n' "$1"
-}
-failed() {
-    FAILED=$((FAILED + 1))
-    printf 'FAIL %s\n' "$1" >&2
-    if [ -n "${2:-}" ]; then printf '%s\n' "$2" | sed 's/^/     /' >&2; fi
-}
 
 # check NAME COMMAND...: runs COMMAND, output shown only when it fails.
 check() {

@@ -18,3 +18,16 @@ redis_pong() { [ "$(redis_cli -p "$1" PING)" = PONG ]; }
 
 # Whether the replica on port $1 has its link to its master up.
 replica_linked() { redis_cli -p "$1" INFO replication | grep -qx 'master_link_status:up'; }
+
+# The result lines of the test scripts, counted in PASSED and FAILED (each
+# script sets both to 0 and prints its own summary).
+pass() {
+    PASSED=$((PASSED + 1))
+    printf 'ok   %s\n' "$1"
+}
+# failed NAME [DETAIL]: a failure, DETAIL indented under it.
+failed() {
+    FAILED=$((FAILED + 1))
+    printf 'FAIL %s\n' "$1" >&2
+    [ -z "${2:-}" ] || printf '%s\n' "$2" | sed 's/^/     /' >&2
+}

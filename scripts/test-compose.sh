@@ -24,6 +24,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# pass, failed
+source scripts/lib.sh
 
 export COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME:-socketio-test}"
 export LB_PORT="${LB_PORT:-13000}" LB_STATS_PORT="${LB_STATS_PORT:-18404}"
@@ -34,19 +36,11 @@ PASSED=0
 FAILED=0
 FLEET_PID=
 
-pass() {
-    PASSED=$((PASSED + 1))
-    printf 'ok   %s\n' "$1"
-}
-fail() {
-    FAILED=$((FAILED + 1))
-    printf 'FAIL %s\n' "$1" >&2
-}
 # check NAME COMMAND...: the command's status decides.
 check() {
     local name="$1"
     shift
-    if "$@"; then pass "$name"; else fail "$name"; fi
+    if "$@"; then pass "$name"; else failed "$name"; fi
 }
 
 cleanup() {
@@ -190,13 +184,23 @@ busiest_gateway() {
     echo "$best"
 }
 
+# Two websocket clients on each gateway's own address, in groups gw-1,
+# gw-2... in the order of names_of.
+connect_on_each_gateway() {
+    local index=0 name
+    for name in $(names_of gateway); do
+        index=$((index + 1))
+        fleet "{\"cmd\":\"connect\",\"group\":\"gw-$index\",\"url\":\"http://$(ip_of "$name"):3000\",\"count\":2,\"transports\":[\"websocket\"]}" >/dev/null
+    done
+}
+
 # ---------------------------------------------------------------- the steps
 
 started=$SECONDS
 if "$COMPOSE" up 2; then
     pass "compose-up (Sentinel layout, 2 gateways): every healthcheck passed in $((SECONDS - started)) s"
 else
-    fail "compose-up (Sentinel layout, 2 gateways)"
+    failed "compose-up (Sentinel layout, 2 gateways)"
     echo "compose: $PASSED passed, $FAILED failed"
     exit 1
 fi
@@ -208,11 +212,7 @@ check "20 websocket clients through HAProxy ($reply)" test "$(field "$reply" con
 reply="$(fleet "{\"cmd\":\"connect\",\"group\":\"lb-polling\",\"url\":\"$LB\",\"count\":20,\"transports\":[\"polling\"]}")"
 check "20 long-polling clients through HAProxy: every handshake sticks to its gateway ($reply)" \
     test "$(field "$reply" connected)" = 20
-index=0
-for name in $(names_of gateway); do
-    index=$((index + 1))
-    fleet "{\"cmd\":\"connect\",\"group\":\"gw-$index\",\"url\":\"http://$(ip_of "$name"):3000\",\"count\":2,\"transports\":[\"websocket\"]}" >/dev/null
-done
+connect_on_each_gateway
 fleet '{"cmd":"emit","group":"gw-1","event":"message","args":["cross-1"]}' >/dev/null
 reply="$(fleet '{"cmd":"await","prefix":"cross-1","timeout":15000}')"
 check "a message sent on gateway 1 reaches every client, on both gateways ($reply)" all_received "$reply"
@@ -224,7 +224,7 @@ reply="$(fleet '{"cmd":"await","prefix":"http-1","timeout":15000}')"
 check "curl to the emitter's HTTP API reaches every client ($reply)" all_received "$reply"
 
 # ---- 3. four gateways
-if "$COMPOSE" scale 4 >/dev/null; then pass "scaled to 4 gateways, all healthy"; else fail "scaled to 4 gateways"; fi
+if "$COMPOSE" scale 4 >/dev/null; then pass "scaled to 4 gateways, all healthy"; else failed "scaled to 4 gateways"; fi
 check "HAProxy routes to 4 gateways" wait_equal 4 60 haproxy_gateways_up
 check "Prometheus scrapes 4 gateway targets, all up" wait_equal 4 90 prometheus_gateways_up
 total="$(field "$(fleet '{"cmd":"status"}')" connected)"
@@ -251,7 +251,7 @@ if [ -n "$replica" ]; then
     check "$replica restarted, synced, and seen as a healthy replica by the sentinels" \
         wait_equal slave 60 sentinel_flags "$service"
 else
-    fail "no replica has a subscriber"
+    failed "no replica has a subscriber"
 fi
 
 master="$(names_of redis-master)"
@@ -291,18 +291,14 @@ started=$SECONDS
 if COMPOSE_LAYOUT=fixed "$COMPOSE" up 2 >/dev/null; then
     pass "fixed layout up, every healthcheck passed in $((SECONDS - started)) s"
     start_fleet
-    index=0
-    for name in $(names_of gateway); do
-        index=$((index + 1))
-        fleet "{\"cmd\":\"connect\",\"group\":\"gw-$index\",\"url\":\"http://$(ip_of "$name"):3000\",\"count\":2,\"transports\":[\"websocket\"]}" >/dev/null
-    done
+    connect_on_each_gateway
     fleet '{"cmd":"emit","group":"gw-1","event":"message","args":["fixed-1"]}' >/dev/null
     reply="$(fleet '{"cmd":"await","prefix":"fixed-1","timeout":15000}')"
     check "fixed layout: a message crosses gateways ($reply)" all_received "$reply"
     check "fixed layout: no sentinel running" test -z "$(names_of sentinel-1)"
     stop_fleet
 else
-    fail "fixed layout up"
+    failed "fixed layout up"
 fi
 "$COMPOSE" down >/dev/null 2>&1 || true
 left="$(podman ps -a -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" | wc -l)"

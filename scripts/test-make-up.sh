@@ -92,15 +92,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-pass() {
-    PASSED=$((PASSED + 1))
-    printf 'ok   %s\n' "$1"
-}
 # A failed step stops the test: later steps depend on earlier ones.
 fail() {
-    FAILED=$((FAILED + 1))
-    printf 'FAIL %s\n' "$1" >&2
-    [ -z "${2:-}" ] || printf '%s\n' "$2" | sed 's/^/     /' >&2
+    failed "$@"
     echo "make-up: $PASSED passed, $FAILED failed"
     exit 1
 }
