@@ -223,6 +223,35 @@ start_stack() { # label ; sets URLS and SERVER_PIDS
 }
 
 RUNS=()
+# Progress: phases (one loadgen run each) done of all, time since start.
+PHASES_DONE=0
+PHASES_TOTAL=0
+for label in $STACKS; do
+  PHASES_TOTAL=$((PHASES_TOTAL + 1 + ${#FANOUT_STEPS[@]}))
+  [ "$label" != floor ] && PHASES_TOTAL=$((PHASES_TOTAL + 1))
+  [ "$label" != floor ] && [ "$label" != socketioxide-redis ] && PHASES_TOTAL=$((PHASES_TOTAL + 1))
+done
+BENCH_STARTED=$SECONDS
+# One line per step of a run: rate, deliveries/s, per gateway CPU-second,
+# p99, lost.
+step_summary() { # run.json
+  python3 - "$1" <<'PY'
+import json, sys
+run = json.load(open(sys.argv[1]))
+if run.get("scenario") == "idle" or not run.get("steps"):
+    rss = run.get("rss_per_connection_bytes")
+    print(f"{run.get('connected', 0)} idle connections" + (f", {rss / 1024:.1f} KB RSS each" if rss else ""))
+else:
+    parts = []
+    for step in run["steps"]:
+        rate = step["rate_target"] or "max"
+        cpu = step.get("deliveries_per_cpu_sec")
+        parts.append(f"{rate} msg/s: {step['deliveries_per_sec'] / 1000:.1f}k/s"
+                     + (f", {cpu / 1000:.1f}k/CPU-s" if cpu else "")
+                     + f", p99 {step['latency']['p99_ms']:.1f} ms, lost {step['lost']}")
+    print("; ".join(parts))
+PY
+}
 loadgen() { # label tag scenario args...
   local label=$1 tag=$2 scenario=$3; shift 3
   local out="$WORK/run-$label-$tag.json" auth=()
@@ -234,8 +263,12 @@ loadgen() { # label tag scenario args...
       >"$WORK/run-$label-$tag.txt" 2>"$WORK/run-$label-$tag.err"; then
     cat "$WORK/run-$label-$tag.txt" >&2
     RUNS+=("$out")
+    PHASES_DONE=$((PHASES_DONE + 1))
+    local elapsed=$((SECONDS - BENCH_STARTED))
+    log "[$PHASES_DONE/$PHASES_TOTAL, $((elapsed / 60))m$((elapsed % 60))s] $label $tag: $(step_summary "$out" 2>/dev/null || echo "no summary")"
   else
-    log "$label $tag failed:"; tail -5 "$WORK/run-$label-$tag.err" >&2
+    PHASES_DONE=$((PHASES_DONE + 1))
+    log "[$PHASES_DONE/$PHASES_TOTAL] $label $tag failed:"; tail -5 "$WORK/run-$label-$tag.err" >&2
   fi
 }
 

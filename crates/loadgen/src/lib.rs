@@ -29,4 +29,5 @@ pub mod report;
 mod rooms;
 pub mod scenario;
 pub mod stats;
+pub mod targets;
 pub mod token;

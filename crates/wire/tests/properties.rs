@@ -307,8 +307,17 @@ fn js_value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
             vec(inner.clone(), 0..6).prop_map(Value::Array),
-            // JS objects have unique keys.
-            proptest::collection::btree_map(text(), inner, 0..6).prop_map(|entries| {
+            // JS objects have unique keys, and put the keys that are array
+            // indices first ("2" before "a"), as JSON.stringify then
+            // writes them: no such keys here, so the order survives.
+            proptest::collection::btree_map(
+                text().prop_filter("an array index key", |k| {
+                    k.is_empty() || !k.bytes().all(|b| b.is_ascii_digit())
+                }),
+                inner,
+                0..6,
+            )
+            .prop_map(|entries| {
                 Value::Map(
                     entries
                         .into_iter()

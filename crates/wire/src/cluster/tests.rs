@@ -291,3 +291,13 @@ fn binary_in_a_type_node_writes_as_json_stays_readable() {
     assert_ne!(bytes[0], b'{');
     assert_eq!(ClusterMessage::decode(&bytes).unwrap(), ack);
 }
+
+#[test]
+fn array_index_keys_come_first_as_json_stringify_writes_them() {
+    let ack = message(ClusterBody::BroadcastAck {
+        request_id: "r".into(),
+        packet: map(vec![("b", Value::from(1)), ("2", Value::from(2))]),
+    });
+    let text = String::from_utf8(ack.encode()).unwrap();
+    assert!(text.contains(r#""packet":{"2":2,"b":1}"#), "{text}");
+}
