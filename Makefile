@@ -20,8 +20,7 @@ test: deps deploy-check
 deps:
 	@command -v redis-server >/dev/null 2>&1 || { \
 		echo "installing redis-server"; \
-		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; \
+		bash -c 'source scripts/lib.sh && apt_install redis-server'; \
 		command -v redis-server >/dev/null || { echo "redis-server could not be installed" >&2; exit 1; }; }
 	@command -v node >/dev/null 2>&1 || { echo "node (>= 18) is required for the Node peers" >&2; exit 1; }
 	@if [ ! -d $(NODE_PEERS)/node_modules ] || [ $(NODE_PEERS)/package-lock.json -nt $(NODE_PEERS)/node_modules/.package-lock.json ]; then \

@@ -21,7 +21,7 @@
 # Missing tools are installed from Debian's packages (docker-compose,
 # haproxy, prometheus); nothing is installed when they are present.
 set -euo pipefail
-# eventually, redis_cli, redis_pong, replica_linked, pass, failed
+# eventually, redis_cli, redis_pong, replica_linked, pass, failed, apt_install
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -68,10 +68,7 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if [ -x "$PYTHON" ] && ! "$PYTHON" -c 'import yaml' 2>/dev/null; then missing+=(python3-yaml); fi
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing ${missing[*]} (Debian packages) for the deployment checks"
-    sudo=""
-    [ "$(id -u)" = 0 ] || sudo=sudo
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt_install "${missing[@]}"
 fi
 
 free_port() {

@@ -164,10 +164,7 @@ http_ok() { curl -fsS --max-time 2 -o /dev/null "http://127.0.0.1:$1$2"; }
 ensure_redis_installed() {
     command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 && return 0
     log "installing redis-server (Debian package)"
-    local sudo=""
-    [ "$(id -u)" = 0 ] || sudo=sudo
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+    apt_install redis-server
     command -v redis-server >/dev/null 2>&1 || fail "redis-server could not be installed"
 }
 

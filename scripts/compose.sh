@@ -72,19 +72,29 @@ as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
 
+# apt_install
+source scripts/lib.sh
+
 # ---------------------------------------------------------------- engine
 
 install_tools() {
-    local missing=()
-    command -v podman >/dev/null || missing+=(podman)
-    command -v docker-compose >/dev/null || missing+=(docker-compose)
-    command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
-    command -v runc >/dev/null || missing+=(runc)
-    command -v curl >/dev/null || missing+=(curl)
-    [ "${#missing[@]}" = 0 ] && return 0
-    log "installing ${missing[*]}"
-    as_root apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+    local engine=() clients=()
+    command -v podman >/dev/null || engine+=(podman)
+    command -v mmdebstrap >/dev/null || engine+=(mmdebstrap)
+    command -v runc >/dev/null || engine+=(runc)
+    command -v docker-compose >/dev/null || clients+=(docker-compose)
+    command -v curl >/dev/null || clients+=(curl)
+    if [ "${#engine[@]}" -gt 0 ]; then
+        log "installing ${engine[*]}"
+        # With their recommends (catatonit, uidmap, gpg, distro-info...),
+        # as they were checked here.
+        apt_install --with-recommends "${engine[@]}"
+    fi
+    if [ "${#clients[@]}" -gt 0 ]; then
+        log "installing ${clients[*]}"
+        # docker-compose would recommend a whole Docker engine.
+        apt_install "${clients[@]}"
+    fi
 }
 
 # set_in_conf SECTION KEY VALUE: adds `KEY = VALUE` to SECTION of

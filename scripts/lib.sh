@@ -31,3 +31,19 @@ failed() {
     printf 'FAIL %s\n' "$1" >&2
     [ -z "${2:-}" ] || printf '%s\n' "$2" | sed 's/^/     /' >&2
 }
+
+# apt_install [--with-recommends] PACKAGE...: installs Debian packages, as
+# root or through sudo (`env` carries DEBIAN_FRONTEND past sudo, which
+# resets the environment). Without recommends by default: docker-compose
+# alone would recommend a whole Docker engine.
+apt_install() {
+    local sudo=() recommends=--no-install-recommends
+    [ "$(id -u)" = 0 ] || sudo=(sudo)
+    if [ "${1:-}" = --with-recommends ]; then
+        recommends=
+        shift
+    fi
+    "${sudo[@]}" apt-get update -qq
+    # shellcheck disable=SC2086 # an empty $recommends is no argument
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $recommends "$@" >/dev/null
+}
