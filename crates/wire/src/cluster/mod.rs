@@ -26,37 +26,39 @@ pub use channel::{looks_like_a_socket_id, room_has_channel, ShardedChannels, Sub
 
 /// socket.io-adapter's `MessageType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[repr(u8)]
 pub enum ClusterMessageType {
     /// 1: a node announces itself (heartbeat flavour only).
-    InitialHeartbeat,
+    InitialHeartbeat = 1,
     /// 2: a node is still there (heartbeat flavour only).
-    Heartbeat,
+    Heartbeat = 2,
     /// 3: a packet for the sockets matching `opts`, acked when it has a
     /// `requestId`.
-    Broadcast,
+    Broadcast = 3,
     /// 4: `socketsJoin`.
-    SocketsJoin,
+    SocketsJoin = 4,
     /// 5: `socketsLeave`.
-    SocketsLeave,
+    SocketsLeave = 5,
     /// 6: `disconnectSockets`.
-    DisconnectSockets,
+    DisconnectSockets = 6,
     /// 7: `fetchSockets`.
-    FetchSockets,
+    FetchSockets = 7,
     /// 8: a node's sockets, to 7.
-    FetchSocketsResponse,
+    FetchSocketsResponse = 8,
     /// 9: `serverSideEmit`, acked when it has a `requestId`.
-    ServerSideEmit,
+    ServerSideEmit = 9,
     /// 10: a node's ack, to 9.
-    ServerSideEmitResponse,
+    ServerSideEmitResponse = 10,
     /// 11: how many of a node's clients a broadcast with ack reached.
-    BroadcastClientCount,
+    BroadcastClientCount = 11,
     /// 12: one client's ack of a broadcast.
-    BroadcastAck,
+    BroadcastAck = 12,
     /// 13: a node leaves (heartbeat flavour only).
-    AdapterClose,
+    AdapterClose = 13,
 }
 
 impl ClusterMessageType {
+    /// Every type, in code order from 1.
     const ALL: [ClusterMessageType; 13] = [
         Self::InitialHeartbeat,
         Self::Heartbeat,
@@ -75,11 +77,7 @@ impl ClusterMessageType {
 
     /// The number on the wire.
     pub fn code(self) -> u8 {
-        // ALL is in code order from 1; the position always fits.
-        Self::ALL
-            .iter()
-            .position(|ty| *ty == self)
-            .map_or(0, |index| index as u8 + 1)
+        self as u8
     }
 
     /// The type numbered `code`.
@@ -306,9 +304,10 @@ fn decode_body(
     nsp: &str,
 ) -> Result<ClusterBody, DecodeError> {
     use ClusterMessageType as T;
-    let no_data = || Value::Map(Vec::new());
-    let data_tree = data.cloned().unwrap_or_else(no_data);
-    let fields = || Fields::of(&data_tree, "data");
+    // Borrowed: only the parts a body keeps are copied out of the tree.
+    let no_data = Value::Map(Vec::new());
+    let data_tree = data.unwrap_or(&no_data);
+    let fields = || Fields::of(data_tree, "data");
     Ok(match ty {
         T::InitialHeartbeat => ClusterBody::InitialHeartbeat,
         T::Heartbeat => ClusterBody::Heartbeat,
